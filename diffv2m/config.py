@@ -1,0 +1,152 @@
+"""Model configurations as plain dataclasses (torch-free, JSON round-trippable).
+
+Two configs ship: ``small`` (the embedded default, CPU-sized) and ``paper`` (the published
+Diff-V2M sizes, ../shared/DESIGN.md section 2).  Every size used by a network is a field here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+FUSIONS = ("average", "FiLM", "FiLM_choose", "gate", "choose", "semantic")
+
+
+@dataclass
+class AutoencoderConfig:
+    """Oobleck-style waveform VAE (encoder, KL bottleneck, decoder)."""
+    sample_rate: int = 24000
+    audio_channels: int = 1
+    base_channels: int = 16
+    channel_mults: tuple[int, ...] = (1, 2, 4, 8, 8)
+    strides: tuple[int, ...] = (2, 4, 5, 5, 5)      # product = hop (samples per latent frame)
+    latent_dim: int = 32
+    use_snake: bool = True
+
+    @property
+    def hop(self) -> int:
+        h = 1
+        for s in self.strides:
+            h *= s
+        return h
+
+    @property
+    def latent_rate(self) -> float:
+        return self.sample_rate / self.hop
+
+
+@dataclass
+class SemanticEncoderConfig:
+    """The image encoder producing one semantic token per second."""
+    backend: str = "cnn"            # "cnn" (trained here) or "open_clip" (local weights)
+    image_size: int = 64
+    width: int = 32
+    out_dim: int = 128
+    clip_model: str = "ViT-B-32"
+
+
+@dataclass
+class RhythmPredictorConfig:
+    """Transformer from semantic tokens (+class token, cut and motion embeddings) to the ODF."""
+    width: int = 128
+    depth: int = 3
+    heads: int = 4
+    use_scene_cut: bool = True
+    use_pseudo_beat: bool = True    # motion-energy "pseudo beat" per second
+    out_dim: int = 1                # 1 for ODF (16 for low-res mel / tempogram variants)
+    max_seconds: int = 32
+
+
+@dataclass
+class DiTConfig:
+    embed_dim: int = 256
+    depth: int = 6
+    heads: int = 4
+    cond_token_dim: int = 128       # context tokens are projected to this width
+    global_cond_dim: int = 384      # class + seconds_start + seconds_total embeddings
+    global_cond_type: str = "adaLN" # "adaLN" (paper text) or "prepend" (published code)
+    fusion: str = "FiLM_choose"     # one of FUSIONS
+    choose_threshold: float = 0.2   # FiLM_choose / choose: semantic branch while t > threshold
+    ff_mult: int = 4
+    num_classes: int = 3
+    max_seconds: int = 32           # seconds_start / seconds_total range
+    cfg_dropout: float = 0.1        # per condition stream, in training
+    published_wiring: bool = False  # reproduce the released code's rhythm->emotion wiring
+
+
+@dataclass
+class ModelConfig:
+    name: str = "small"
+    window_seconds: int = 10        # one DiT window; longer music is made in overlapping windows
+    overlap_seconds: int = 2
+    semantic_dim: int = 128         # = semantic.out_dim (512 for CLIP)
+    colour_dim: int = 3072
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    semantic: SemanticEncoderConfig = field(default_factory=SemanticEncoderConfig)
+    rhythm: RhythmPredictorConfig = field(default_factory=RhythmPredictorConfig)
+    dit: DiTConfig = field(default_factory=DiTConfig)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.autoencoder.sample_rate
+
+    @property
+    def latent_frames(self) -> int:
+        """Latent frames in one window."""
+        return int(round(self.window_seconds * self.autoencoder.latent_rate))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        d = dict(d)
+        sub = {"autoencoder": AutoencoderConfig, "semantic": SemanticEncoderConfig,
+               "rhythm": RhythmPredictorConfig, "dit": DiTConfig}
+        for key, klass in sub.items():
+            if key in d and isinstance(d[key], dict):
+                vals = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d[key].items()}
+                d[key] = klass(**vals)
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, s: str) -> "ModelConfig":
+        return cls.from_dict(json.loads(s))
+
+
+def small_config() -> ModelConfig:
+    return ModelConfig()
+
+
+def paper_config() -> ModelConfig:
+    """The published Diff-V2M sizes (DESIGN.md section 2)."""
+    return ModelConfig(
+        name="paper",
+        window_seconds=30,
+        overlap_seconds=5,
+        semantic_dim=512,
+        colour_dim=3072,
+        autoencoder=AutoencoderConfig(sample_rate=44100, audio_channels=2, base_channels=128,
+                                      channel_mults=(1, 2, 4, 8, 16), strides=(2, 4, 4, 8, 8),
+                                      latent_dim=64, use_snake=True),
+        semantic=SemanticEncoderConfig(backend="open_clip", image_size=224, out_dim=512,
+                                       clip_model="ViT-B-32"),
+        rhythm=RhythmPredictorConfig(width=512, depth=12, heads=8, max_seconds=30),
+        dit=DiTConfig(embed_dim=1536, depth=24, heads=24, cond_token_dim=768,
+                      global_cond_dim=2304, global_cond_type="prepend", fusion="FiLM_choose",
+                      max_seconds=30),
+    )
+
+
+CONFIGS = {"small": small_config, "paper": paper_config}
+
+
+def get_config(name: str) -> ModelConfig:
+    from .errors import UserError
+    if name not in CONFIGS:
+        raise UserError(f"unknown config {name!r}; choose one of {', '.join(CONFIGS)}")
+    return CONFIGS[name]()

@@ -1,0 +1,1 @@
+"""diffv2m.plugin: the OpenTimelineIO bridge and the PySide6 panel (torch-free)."""
