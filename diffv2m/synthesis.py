@@ -1,0 +1,262 @@
+"""Video features + a network backend -> music.  The one generation algorithm, torch-free.
+
+The torch pipeline (:mod:`diffv2m.pipeline`) and the ONNX Runtime / TensorRT runtime
+(:mod:`diffv2m.export.runtime`) are thin :class:`Backend` implementations around
+:func:`synthesise`, so windowing, guidance, seeding and stitching exist exactly once.
+
+Long selections are generated in overlapping windows of ``config.window_seconds``; each window
+is told where it sits (``seconds_start``, ``seconds_total``) and the windows are joined by a
+short equal-power crossfade centred on the strongest predicted onset inside the overlap, so the
+seam falls on a beat where the music changes anyway.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from . import diffusion
+from .config import ModelConfig
+
+Progress = Callable[[str, int, int], None]
+
+
+class Backend(Protocol):
+    """The four networks of Diff-V2M behind numpy arrays (see docs/INTERFACES.md)."""
+
+    name: str
+    config: ModelConfig
+
+    def encode_semantic(self, frames: np.ndarray) -> np.ndarray: ...
+
+    def predict_rhythm(self, semantic: np.ndarray, scene_cut: np.ndarray,
+                       pseudo_beat: np.ndarray, cls: np.ndarray) -> np.ndarray: ...
+
+    def denoise(self, x: np.ndarray, t: np.ndarray, semantic: np.ndarray, rhythm: np.ndarray,
+                colour: np.ndarray, cls: np.ndarray, seconds_start: np.ndarray,
+                seconds_total: np.ndarray) -> np.ndarray: ...
+
+    def decode(self, z: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass
+class Settings:
+    """Everything besides the video that decides the music; recorded in every output."""
+    seed: int = 0
+    steps: int = 25
+    cfg_scale: float = 3.0
+    sampler: str = "dpmpp-2m"
+    cls: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed": int(self.seed), "steps": int(self.steps), "cfg_scale": float(self.cfg_scale),
+                "sampler": self.sampler, "cls": int(self.cls)}
+
+
+@dataclass
+class Conditions:
+    """Per-second conditions for a whole selection (T rows), computed once per video.
+
+    Re-generating with a new seed reuses these: only sampling and decoding run again.
+    """
+    duration: float
+    semantic: np.ndarray      # [T, d_sem]
+    colour: np.ndarray        # [T, 3072]
+    scene_cut: np.ndarray     # [T]
+    pseudo_beat: np.ndarray   # [T]
+    odf: np.ndarray           # [T] predicted onset-detection function in [0, 1]
+    cut_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    @property
+    def seconds(self) -> int:
+        return int(self.semantic.shape[0])
+
+
+@dataclass
+class Take:
+    audio: np.ndarray         # [channels, samples], float32
+    sample_rate: int
+    settings: Settings
+    conditions: Conditions
+    backend: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        return self.audio.shape[-1] / self.sample_rate
+
+    def metadata(self) -> dict[str, Any]:
+        return {"generator": "diffv2m", "backend": self.backend, **self.settings.to_dict(),
+                "duration": round(self.duration, 6)}
+
+
+def _notify(progress: Progress | None, stage: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(stage, done, total)
+
+
+def window_starts(seconds: int, window: int, overlap: int) -> list[int]:
+    """Start second of each window covering ``[0, seconds)``; the last one ends at ``seconds``."""
+    if seconds <= window:
+        return [0]
+    hop = max(1, window - overlap)
+    starts = list(range(0, seconds - window, hop))
+    starts.append(seconds - window)
+    return starts
+
+
+def _rows(a: np.ndarray, start: int, n: int) -> np.ndarray:
+    """Rows ``start:start+n`` of a per-second array, zero-padded past its end."""
+    out = np.zeros((n,) + a.shape[1:], dtype=np.float32)
+    part = a[start:start + n]
+    out[: len(part)] = part
+    return out
+
+
+def conditions_from_features(backend: Backend, features: Any, *, cls: int = 1,
+                             progress: Progress | None = None) -> Conditions:
+    """Semantic tokens and the predicted rhythm for a selection (``features``: VideoFeatures)."""
+    cfg = backend.config
+    _notify(progress, "semantic", 0, 1)
+    semantic = np.asarray(backend.encode_semantic(features.frames_1fps), dtype=np.float32)
+    _notify(progress, "semantic", 1, 1)
+    seconds = semantic.shape[0]
+    colour = np.asarray(features.colour, dtype=np.float32)
+    cut = np.asarray(features.scene_cut, dtype=np.float32)
+    beat = np.asarray(features.motion, dtype=np.float32)
+    W = min(cfg.window_seconds, cfg.rhythm.max_seconds)
+    starts = window_starts(seconds, W, cfg.overlap_seconds)
+    odf_sum = np.zeros(seconds, np.float64)
+    odf_n = np.zeros(seconds, np.float64)
+    for k, s in enumerate(starts):
+        _notify(progress, "rhythm", k, len(starts))
+        pred = backend.predict_rhythm(_rows(semantic, s, W)[None], _rows(cut, s, W)[None],
+                                      _rows(beat, s, W)[None], np.array([cls], np.int64))
+        n = min(W, seconds - s)
+        odf_sum[s:s + n] += np.asarray(pred, np.float64)[0, :n]
+        odf_n[s:s + n] += 1
+    _notify(progress, "rhythm", len(starts), len(starts))
+    odf = np.clip(odf_sum / np.maximum(odf_n, 1), 0.0, 1.0).astype(np.float32)
+    return Conditions(duration=float(features.duration), semantic=semantic, colour=colour,
+                      scene_cut=cut, pseudo_beat=beat, odf=odf,
+                      cut_times=np.asarray(getattr(features, "cut_times", np.zeros(0)), np.float64))
+
+
+def _guided_model(backend: Backend, cond: dict[str, np.ndarray], cfg_scale: float):
+    """``model(x, t) -> v`` with classifier-free guidance; cond and null share one batch."""
+    if cfg_scale == 1.0:
+        def model(x: np.ndarray, t: float) -> np.ndarray:
+            return backend.denoise(x, np.full((1,), t, np.float32), **cond)
+        return model
+    null = {k: (np.zeros_like(v) if k in ("semantic", "rhythm", "colour") else v)
+            for k, v in cond.items()}
+    both = {k: np.concatenate([cond[k], null[k]], axis=0) for k in cond}
+
+    def model(x: np.ndarray, t: float) -> np.ndarray:
+        v = backend.denoise(np.concatenate([x, x], axis=0), np.full((2,), t, np.float32), **both)
+        return diffusion.cfg_combine(v[:1], v[1:], cfg_scale)
+    return model
+
+
+def crossfade_point(odf: np.ndarray, lo: float, hi: float, margin: float) -> float:
+    """Seconds inside ``[lo + margin, hi - margin]`` at the strongest predicted onset.
+
+    The ODF has one value per second; the seam is put at the start of the second whose ODF is
+    largest (ties: the middle of the overlap).
+    """
+    a, b = lo + margin, hi - margin
+    if b <= a:
+        return 0.5 * (lo + hi)
+    secs = [s for s in range(int(math.ceil(a)), int(math.floor(b)) + 1)]
+    if not secs:
+        return 0.5 * (lo + hi)
+    vals = np.array([odf[s] if s < len(odf) else 0.0 for s in secs])
+    if np.allclose(vals, vals[0]):
+        return 0.5 * (lo + hi)
+    return float(secs[int(np.argmax(vals))])
+
+
+def stitch(pieces: list[tuple[int, np.ndarray]], odf: np.ndarray, sr: int, total: int,
+           window: int, fade_s: float = 0.08) -> np.ndarray:
+    """Join window audio ``(start_second, [C, N])`` into ``[C, total]`` samples.
+
+    Consecutive windows overlap; each seam is an equal-power crossfade of ``fade_s`` centred
+    on :func:`crossfade_point`.
+    """
+    channels = pieces[0][1].shape[0]
+    out = np.zeros((channels, total), np.float32)
+    fade = max(2, int(round(fade_s * sr)))
+    seam_prev = 0
+    for k, (start, audio) in enumerate(pieces):
+        s0 = start * sr
+        if k + 1 < len(pieces):
+            nxt = pieces[k + 1][0]
+            centre = crossfade_point(odf, nxt, start + window, fade_s)
+            seam = int(round(centre * sr))
+        else:
+            seam = total
+        lo, hi = max(seam_prev - fade // 2, s0), min(seam + fade // 2, total, s0 + audio.shape[1])
+        seg = audio[:, lo - s0: hi - s0].astype(np.float32).copy()
+        ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
+        if k > 0:
+            n = min(fade, seg.shape[1])
+            seg[:, :n] *= np.sin(0.5 * np.pi * ramp[:n])
+        if k + 1 < len(pieces):
+            n = min(fade, seg.shape[1])
+            seg[:, seg.shape[1] - n:] *= np.cos(0.5 * np.pi * ramp[fade - n:])
+        out[:, lo:hi] += seg
+        seam_prev = seam
+    return out
+
+
+def synthesise(backend: Backend, conditions: Conditions, settings: Settings, *,
+               progress: Progress | None = None) -> Take:
+    """Sample music for ``conditions`` with ``backend``; deterministic for a given seed."""
+    cfg = backend.config
+    sr = cfg.sample_rate
+    W = cfg.window_seconds
+    L = cfg.latent_frames
+    C = cfg.autoencoder.latent_dim
+    seconds = max(conditions.seconds, 1)
+    starts = window_starts(seconds, W, cfg.overlap_seconds)
+    if settings.sampler not in diffusion.SAMPLERS:
+        from .errors import UserError
+        raise UserError(f"unknown sampler {settings.sampler!r}; choose one of "
+                        f"{', '.join(diffusion.SAMPLERS)}")
+    sample = diffusion.SAMPLERS[settings.sampler]
+    ts = diffusion.timesteps(settings.steps)
+    total_steps = settings.steps * len(starts)
+    timings = {"sampling": 0.0, "decoding": 0.0}
+    pieces = []
+    for k, s in enumerate(starts):
+        cond = {
+            "semantic": _rows(conditions.semantic, s, W)[None],
+            "rhythm": _rows(conditions.odf, s, W)[None, :, None],
+            "colour": _rows(conditions.colour, s, W)[None],
+            "cls": np.array([settings.cls], np.int64),
+            "seconds_start": np.array([s], np.float32),
+            "seconds_total": np.array([conditions.duration], np.float32),
+        }
+        model = _guided_model(backend, cond, settings.cfg_scale)
+        x = diffusion.initial_noise(settings.seed, (1, C, L), window=k)
+
+        def callback(i: int, n: int, _k: int = k) -> None:
+            _notify(progress, "sampling", _k * settings.steps + i + 1, total_steps)
+
+        t0 = time.perf_counter()
+        z = sample(model, x, ts, callback=callback)
+        t1 = time.perf_counter()
+        _notify(progress, "decoding audio", k, len(starts))
+        audio = np.asarray(backend.decode(np.asarray(z, np.float32)), np.float32)[0]
+        timings["sampling"] += t1 - t0
+        timings["decoding"] += time.perf_counter() - t1
+        pieces.append((s, audio))
+    _notify(progress, "decoding audio", len(starts), len(starts))
+    total = int(round(conditions.duration * sr))
+    audio = stitch(pieces, conditions.odf, sr, max(total, 1), W)
+    audio = np.clip(audio, -1.0, 1.0)
+    return Take(audio=audio, sample_rate=sr, settings=settings, conditions=conditions,
+                backend=backend.name, timings=timings)
