@@ -1,0 +1,74 @@
+"""``diffv2m generate VIDEO``: the main job (embedded default model unless --checkpoint)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .errors import UserError
+from .synthesis import Settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="diffv2m generate",
+                                description="Make an original soundtrack for a video.")
+    p.add_argument("video", help="input video file")
+    p.add_argument("-o", "--output", help="output WAV/FLAC (default: VIDEO.take-SEED.wav)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (recorded in the output)")
+    p.add_argument("--steps", type=int, default=25, help="sampler steps (default 25)")
+    p.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance scale")
+    p.add_argument("--sampler", default="dpmpp-2m", help="dpmpp-2m | euler | ddim")
+    p.add_argument("--style", type=int, default=1, choices=(0, 1, 2),
+                   help="class token: 0 calm, 1 moderate, 2 energetic (default 1)")
+    p.add_argument("--start", type=float, default=0.0, help="start of the range, seconds")
+    p.add_argument("--end", type=float, default=None, help="end of the range, seconds")
+    p.add_argument("--mux", help="also write a preview MP4 with the music")
+    p.add_argument("--checkpoint", help="model checkpoint (.safetensors); default: embedded")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
+                   help="auto: ONNX Runtime when exported graphs are available, else torch")
+    p.add_argument("--onnx-dir", help="exported graphs (default: the embedded model's)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads")
+    p.add_argument("--no-cache", action="store_true", help="do not cache video features")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def make_backend(args):
+    """Pick the backend: ONNX Runtime for the embedded graphs when present, else torch."""
+    want = args.backend
+    if want == "auto":
+        from .assets import default_onnx_dir
+        onnx_dir = Path(args.onnx_dir) if args.onnx_dir else default_onnx_dir()
+        want = "onnx" if (args.checkpoint is None and (onnx_dir / "manifest.json").exists()) else "torch"
+        if want == "torch":
+            try:
+                import torch  # noqa: F401
+            except ModuleNotFoundError:
+                raise UserError("no exported graphs and no torch: install the 'train' extra "
+                                "or pass --onnx-dir") from None
+    if want == "onnx":
+        from .export.runtime import load_runtime
+        return load_runtime(args.onnx_dir, threads=args.threads)
+    from .pipeline import load_backend
+    return load_backend(args.checkpoint, threads=args.threads)
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from . import jobs
+    from .progress import cli_progress
+    video = Path(args.video)
+    out = Path(args.output) if args.output else video.with_name(f"{video.stem}.take-{args.seed}.wav")
+    if out.resolve() == video.resolve():
+        raise UserError(f"{out}: refusing to overwrite the input video")
+    backend = make_backend(args)
+    settings = Settings(seed=args.seed, steps=args.steps, cfg_scale=args.cfg,
+                        sampler=args.sampler, cls=args.style)
+    cache = None if args.no_cache else jobs.default_cache_dir() / "features"
+    with cli_progress(disable=args.quiet) as progress:
+        take = jobs.generate_file(backend, video, out, settings=settings, start=args.start,
+                                  end=args.end, mux=args.mux, cache_dir=cache,
+                                  model_id=getattr(backend, "model_id", ""), progress=progress)
+    print(f"{out}  ({take.duration:.2f} s, seed {args.seed}, {backend.name})")
+    if args.mux:
+        print(f"{args.mux}  (preview)")
+    return 0

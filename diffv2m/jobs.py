@@ -1,0 +1,85 @@
+"""The main job, backend-agnostic and torch-free: a video (range) in, a WAV take out.
+
+``generate_file`` is what ``diffv2m generate`` runs, with either the torch backend
+(:mod:`diffv2m.pipeline`) or the ONNX Runtime one (:mod:`diffv2m.export.runtime`).
+Features are cached by content, so a new seed on the same video only samples and decodes.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import synthesis
+from .errors import UserError
+from .synthesis import Backend, Conditions, Progress, Settings, Take
+
+
+def file_sha256(path: str | os.PathLike, limit: int | None = None) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get("DIFFV2M_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "diffv2m")
+    return Path(root)
+
+
+def semantic_pixels(frames: np.ndarray, image_size: int, backend: str = "cnn") -> np.ndarray:
+    """Frames ``[T,S,S,3]`` uint8 -> network input ``[T,3,S,S]`` float32 (both backends)."""
+    from .features.semantic import CLIP_MEAN, CLIP_STD, preprocess
+    if backend == "open_clip":
+        return preprocess(frames, image_size, CLIP_MEAN, CLIP_STD)
+    return preprocess(frames, image_size, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+
+
+def video_conditions(backend: Backend, source: Any, *, cls: int = 1,
+                     cache_dir: str | os.PathLike | None = None,
+                     progress: Progress | None = None) -> Conditions:
+    """Features of a FrameSource (cached by content) -> model conditions for ``backend``."""
+    from .features import video
+    kw = {"image_size": backend.config.semantic.image_size}
+    if cache_dir is not None:
+        feats = video.features_for(source, cache_dir, progress=progress, **kw)
+    else:
+        feats = video.compute_video_features(source, progress=progress, **kw)
+    return synthesis.conditions_from_features(backend, feats, cls=cls, progress=progress)
+
+
+def write_take(take: Take, out: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:
+    """Write a take as WAV/FLAC (temp file + rename) with its settings in the metadata."""
+    from . import media
+    out = Path(out)
+    if out.suffix.lower() not in (".wav", ".flac"):
+        raise UserError(f"{out}: output must end in .wav or .flac")
+    meta = take.metadata()
+    meta.update(extra or {})
+    media.write_audio(out, take.audio, take.sample_rate, metadata=meta)
+    return out
+
+
+def generate_file(backend: Backend, video_path: str | os.PathLike, out: str | os.PathLike, *,
+                  settings: Settings, start: float = 0.0, end: float | None = None,
+                  mux: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
+                  model_id: str = "", progress: Progress | None = None) -> Take:
+    """Video (range) -> music file (and optionally a preview MP4 with the music muxed in)."""
+    from . import media
+    video_path = Path(video_path)
+    source = media.FileFrameSource(video_path, start=start, end=end)
+    if source.duration <= 0:
+        raise UserError(f"{video_path}: the selected range is empty")
+    conditions = video_conditions(backend, source, cls=settings.cls, cache_dir=cache_dir,
+                                  progress=progress)
+    take = synthesis.synthesise(backend, conditions, settings, progress=progress)
+    write_take(take, out, {"video": str(video_path), "start": start, "end": end,
+                           "model": model_id})
+    if mux:
+        media.mux(video_path, out, mux, start=start, end=end)
+    return take
