@@ -82,6 +82,7 @@ class ModelConfig:
     overlap_seconds: int = 2
     semantic_dim: int = 128         # = semantic.out_dim (512 for CLIP)
     colour_dim: int = 3072
+    latent_scale: float = 1.0       # DiT works on z / latent_scale (std of training latents)
     autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     semantic: SemanticEncoderConfig = field(default_factory=SemanticEncoderConfig)
     rhythm: RhythmPredictorConfig = field(default_factory=RhythmPredictorConfig)
