@@ -50,7 +50,8 @@ class TorchBackend:
 
     @torch.inference_mode()
     def decode(self, z: np.ndarray) -> np.ndarray:
-        return self.model.autoencoder.decode(self._t(z)).float().cpu().numpy()
+        z_t = self._t(z) * float(self.config.latent_scale)
+        return self.model.autoencoder.decode(z_t).float().cpu().numpy()
 
 
 def load_backend(checkpoint: str | os.PathLike | None = None, *, device: str = "cpu",

@@ -1,0 +1,104 @@
+"""Training data held in memory: audio for the autoencoder, cached features + latents for the prior.
+
+The corpus is small enough (hours of 24 kHz mono, 64x64 frames at 1 fps) to keep in RAM; each
+step draws its batch with the step's own generator (:func:`diffv2m.train.state.step_generator`).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.features_cli import clip_key, read_manifest
+from ..errors import UserError
+
+
+def split_clips(clips: list[dict], split: str) -> list[dict]:
+    chosen = [c for c in clips if c.get("split", "train") == split]
+    if not chosen:
+        raise UserError(f"the manifest has no clips in split {split!r}")
+    return chosen
+
+
+def load_audio_bank(clips: list[dict], sample_rate: int) -> list[np.ndarray]:
+    """Every clip's music as int16 mono arrays (half the memory of float32)."""
+    from .. import media
+    bank = []
+    for c in clips:
+        a = media.read_audio(c["audio"], sample_rate, mono=True)[0]
+        bank.append(np.round(np.clip(a, -1, 1) * 32767).astype(np.int16))
+    return bank
+
+
+def audio_batch(bank: list[np.ndarray], batch: int, length: int, gen: torch.Generator) -> torch.Tensor:
+    """``[batch, 1, length]`` random crops (float32) drawn with ``gen``."""
+    idx = torch.randint(len(bank), (batch,), generator=gen).tolist()
+    out = np.zeros((batch, 1, length), np.float32)
+    for b, i in enumerate(idx):
+        a = bank[i]
+        start = int(torch.randint(max(1, len(a) - length + 1), (1,), generator=gen))
+        seg = a[start:start + length]
+        out[b, 0, : len(seg)] = seg / 32767.0
+    return torch.from_numpy(out)
+
+
+@dataclass
+class PriorData:
+    """Per-clip conditions and targets for the prior, stacked over clips (N) and seconds (T)."""
+    frames: np.ndarray       # [N, T, S, S, 3] uint8
+    colour: np.ndarray       # [N, T, 3072] float16
+    scene_cut: np.ndarray    # [N, T]
+    motion: np.ndarray       # [N, T]
+    odf: np.ndarray          # [N, T] ground-truth ODF normalised to [0, 1]
+    cls: np.ndarray          # [N] int64
+    seconds_start: np.ndarray  # [N]
+    seconds_total: np.ndarray  # [N]
+    latents: np.ndarray | None = None  # [N, C, L] (raw autoencoder latents)
+    ids: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def _fit_rows(a: np.ndarray, T: int) -> np.ndarray:
+    out = np.zeros((T,) + a.shape[1:], a.dtype)
+    out[: min(T, len(a))] = a[:T]
+    return out
+
+
+def load_prior_data(manifest: Path, split: str, *, seconds: int, image_size: int,
+                    sample_rate: int, cache_dir: Path | None = None) -> tuple[PriorData, list[dict]]:
+    """Features of a split's clips (extracted on the fly when missing from the cache)."""
+    from ..data.features_cli import extract_clip
+    from ..features.rhythm import odf_normalise
+    clips = split_clips(read_manifest(manifest), split)
+    cache_dir = cache_dir or manifest.parent / "features"
+    rows = {k: [] for k in ("frames", "colour", "scene_cut", "motion", "odf")}
+    for c in clips:
+        path = cache_dir / f"{clip_key(c, image_size, sample_rate)}.npz"
+        if not path.exists():
+            path = extract_clip(c, cache_dir, image_size=image_size, sample_rate=sample_rate)
+        with np.load(path) as z:
+            rows["frames"].append(_fit_rows(z["frames_1fps"], seconds))
+            rows["colour"].append(_fit_rows(z["colour"].astype(np.float16), seconds))
+            rows["scene_cut"].append(_fit_rows(z["scene_cut"].astype(np.float32), seconds))
+            rows["motion"].append(_fit_rows(z["motion"].astype(np.float32), seconds))
+            rows["odf"].append(_fit_rows(odf_normalise(z["odf"]).astype(np.float32), seconds))
+    data = PriorData(
+        frames=np.stack(rows["frames"]), colour=np.stack(rows["colour"]),
+        scene_cut=np.stack(rows["scene_cut"]), motion=np.stack(rows["motion"]),
+        odf=np.stack(rows["odf"]),
+        cls=np.array([int(c.get("cls", 1)) for c in clips], np.int64),
+        seconds_start=np.array([float(c.get("offset", 0.0)) for c in clips], np.float32),
+        seconds_total=np.array([float(c.get("piece_duration", c.get("duration", seconds)))
+                                for c in clips], np.float32),
+        ids=[c["id"] for c in clips])
+    return data, clips
+
+
+def save_json(path: Path, obj) -> None:
+    from ..atomic import atomic_write_text
+    atomic_write_text(path, json.dumps(obj, indent=1))
