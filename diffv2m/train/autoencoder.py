@@ -1,0 +1,137 @@
+"""``diffv2m train autoencoder``: the waveform VAE on random crops of the corpus music.
+
+Loss (CPU-friendly; adversarial terms optional behind ``--adversarial``):
+
+    L = L_mrstft(x, x_hat) + w_mel L_mel(x, x_hat) + beta KL(q(z|x) || N(0, I))
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..config import get_config
+from . import distributed
+from .data import audio_batch, load_audio_bank, save_json, split_clips
+from .state import EMA, LossLog, load_run, save_run, step_generator
+
+
+def save_autoencoder(path: Path, ae: torch.nn.Module, config) -> None:
+    """Autoencoder-only checkpoint in the model layout (``autoencoder.*`` keys + config)."""
+    from safetensors.torch import save_file
+    from ..atomic import atomic_path
+    tensors = {f"autoencoder.{k}": v.detach().contiguous().cpu()
+               for k, v in ae.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"config": config.to_json(), "kind": "autoencoder"})
+
+
+def train_autoencoder(args: argparse.Namespace) -> Path:
+    from tqdm import tqdm
+    from ..data.features_cli import read_manifest
+    from ..models.audio_losses import AutoencoderLoss
+    from ..models.autoencoder import Autoencoder
+
+    info = distributed.setup(args.device)
+    config = get_config(args.config)
+    torch.manual_seed(args.seed)
+    run = Path(args.run_dir)
+    clips = split_clips(read_manifest(Path(args.manifest)), "train")
+    bank = load_audio_bank(clips, config.sample_rate)
+    hop = config.autoencoder.hop
+    length = max(hop, int(round(args.segment_seconds * config.sample_rate / hop)) * hop)
+
+    ae = Autoencoder(config.autoencoder).to(info.device)
+    criterion = AutoencoderLoss(config.sample_rate, kl_weight=args.kl_weight,
+                                mel_weight=args.mel_weight,
+                                adversarial=args.adversarial).to(info.device)
+    params = list(ae.parameters())
+    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
+    ema = EMA(ae, decay=args.ema)
+    start = load_run(run, ae, ema, opt)
+    log = LossLog(run / "loss.jsonl", start) if info.main else None
+    net = distributed.wrap(ae, info)
+    per_rank = args.batch_size // info.world
+
+    bar = tqdm(total=args.steps, initial=start, desc="autoencoder", unit="step",
+               disable=not info.main)
+    for step in range(start, args.steps):
+        lr = args.lr * min(1.0, (step + 1) / 100) * (
+            0.5 * (1 + math.cos(math.pi * step / args.steps)) * 0.9 + 0.1)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        gen = step_generator(args.seed, step)
+        x = audio_batch(bank, args.batch_size, length, gen)
+        x = x[info.rank * per_rank:(info.rank + 1) * per_rank].to(info.device)
+        recon, kl = net(x)
+        loss, parts = criterion(x, recon, kl)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema.update(ae, step)
+        row = {"step": step + 1, "loss": distributed.all_mean(loss.item(), info),
+               **{k: distributed.all_mean(float(v), info) for k, v in parts.items()}, "lr": lr}
+        if info.main:
+            log.write(row)
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.4f}")
+        done = step + 1
+        if done % args.save_every == 0 or done == args.steps:
+            if info.main:
+                save_run(run, done, ae, ema, opt, {"config": config.to_dict(), "args": vars(args)})
+            distributed.barrier(info)
+    bar.close()
+    out = Path(args.out) if args.out else run / "autoencoder.safetensors"
+    if info.main:
+        save_autoencoder(out, ema.shadow, config)
+        save_json(run / "summary.json", {"steps": args.steps, "train_clips": len(clips),
+                                         "segment_samples": length, "checkpoint": str(out)})
+        if args.val_samples:
+            write_reconstructions(ema.shadow, Path(args.manifest), run, config, args.val_samples)
+    distributed.barrier(info)
+    distributed.teardown(info)
+    return out
+
+
+@torch.no_grad()
+def write_reconstructions(ae: torch.nn.Module, manifest: Path, run: Path, config, n: int) -> dict:
+    """Reconstruct ``n`` validation clips; write WAVs and the reconstruction figures."""
+    from .. import media
+    from ..data.features_cli import read_manifest
+    from ..evaluate.recon_metrics import mel_distance, mrstft_distance, si_sdr
+    clips = split_clips(read_manifest(manifest), "val")[:n]
+    rows = []
+    for c in clips:
+        a = media.read_audio(c["audio"], config.sample_rate, mono=True)
+        z = ae.encode_latent(torch.from_numpy(a[None]))
+        y = ae.decode(z)[0, :, : a.shape[1]].numpy()
+        media.write_audio(run / "val" / f"{c['id']}.recon.wav", y, config.sample_rate,
+                          metadata={"source": c["id"]})
+        rows.append({"id": c["id"], "mrstft": mrstft_distance(a[0], y[0]),
+                     "mel": mel_distance(a[0], y[0], config.sample_rate), "si_sdr": si_sdr(a[0], y[0])})
+    summary = {k: float(np.mean([r[k] for r in rows])) for k in ("mrstft", "mel", "si_sdr")}
+    save_json(run / "val" / "recon.json", {"clips": rows, "mean": summary})
+    return summary
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("manifest", help="corpus manifest.jsonl")
+    p.add_argument("--run-dir", required=True, help="folder for checkpoints and logs (resumes)")
+    p.add_argument("--out", help="final EMA weights (default RUN_DIR/autoencoder.safetensors)")
+    p.add_argument("--config", default="small", help="model config (small | paper)")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--segment-seconds", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--ema", type=float, default=0.995)
+    p.add_argument("--kl-weight", type=float, default=1e-4)
+    p.add_argument("--mel-weight", type=float, default=1.0)
+    p.add_argument("--adversarial", action="store_true", help="add the STFT discriminator loss")
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--val-samples", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")

@@ -1,0 +1,273 @@
+"""``diffv2m train prior``: the rhythm predictor, semantic encoder and DiT on cached latents.
+
+One step (the paper's joint objective, v-parameterised diffusion):
+
+    S     = SemanticEncoder(frames)                 semantic tokens, one per second
+    R_hat = RhythmPredictor(S, cuts, motion, class) predicted ODF
+    L_rhy = || R_hat - R ||^2                       R: ground-truth ODF of the music
+    R_in  = R until ``rhythm_switch[0]`` of training, then predicted with a probability
+            rising linearly to 1 at ``rhythm_switch[1]`` (the published rhythm scheduling)
+    z_t   = alpha_t z_0 + sigma_t eps,  v = alpha_t eps - sigma_t z_0,   t ~ U(0, 1)
+    L_v   = || DiT(z_t, t; E, S, R_in, globals) - v ||^2  with each condition stream dropped
+            (zeroed) with probability ``cfg_dropout`` for classifier-free guidance
+    L     = L_v + lambda_rhy L_rhy
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import diffusion
+from ..config import ModelConfig
+from ..errors import UserError
+from . import distributed
+from .data import PriorData, load_prior_data, save_json
+from .state import EMA, LossLog, load_run, save_run, step_generator
+
+
+class PriorObjective(torch.nn.Module):
+    """The trained part of Diff-V2M (everything but the frozen autoencoder) and its loss."""
+
+    def __init__(self, model: torch.nn.Module, config: ModelConfig, rhythm_weight: float = 1.0):
+        super().__init__()
+        self.semantic_encoder = model.semantic_encoder
+        self.rhythm_predictor = model.rhythm_predictor
+        self.dit = model.dit
+        self.config = config
+        self.rhythm_weight = rhythm_weight
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        pix = batch["pixels"]                                   # [B, T, 3, S, S]
+        B, T = pix.shape[:2]
+        sem = self.semantic_encoder(pix.flatten(0, 1)).view(B, T, -1)
+        odf_hat = self.rhythm_predictor(sem, batch["scene_cut"], batch["motion"], batch["cls"])
+        loss_rhy = F.mse_loss(odf_hat, batch["odf"])
+        use_pred = batch["use_pred"][:, None]
+        rhythm = torch.where(use_pred, odf_hat.detach(), batch["odf"])[..., None]
+        keep = batch["keep"]                                    # [B, 3] (semantic, rhythm, colour)
+        sem_c = sem * keep[:, 0, None, None]
+        rhythm = rhythm * keep[:, 1, None, None]
+        colour = batch["colour"] * keep[:, 2, None, None]
+        t = batch["t"]
+        x_t, v = diffusion.training_target(batch["z0"], batch["eps"], t[:, None, None])
+        v_hat = self.dit(x_t, t, sem_c, rhythm, colour, batch["cls"],
+                         batch["seconds_start"], batch["seconds_total"])
+        loss_v = F.mse_loss(v_hat, v)
+        loss = loss_v + self.rhythm_weight * loss_rhy
+        return loss, {"loss_v": loss_v.item(), "loss_rhythm": loss_rhy.item()}
+
+
+def rhythm_schedule(step: int, total: int, switch: tuple[float, float]) -> float:
+    """Probability of feeding the predicted ODF to the DiT at ``step`` (0 -> 1 linearly)."""
+    a, b = switch[0] * total, switch[1] * total
+    if step < a:
+        return 0.0
+    return 1.0 if step >= b else (step - a) / max(b - a, 1e-9)
+
+
+def make_batch(data: PriorData, idx: np.ndarray, gen: torch.Generator, config: ModelConfig,
+               p_pred: float, device: torch.device) -> dict[str, torch.Tensor]:
+    """Tensors of one step; every random draw comes from the step's generator ``gen``."""
+    from ..jobs import semantic_pixels
+    B = len(idx)
+    S = config.semantic.image_size
+    frames = data.frames[idx]                                    # [B, T, S, S, 3]
+    T = frames.shape[1]
+    pix = semantic_pixels(frames.reshape(B * T, S, S, 3), S, config.semantic.backend)
+    z0 = torch.from_numpy(data.latents[idx]).float() / config.latent_scale
+    drop = config.dit.cfg_dropout
+    batch = {
+        "pixels": torch.from_numpy(pix).view(B, T, 3, S, S),
+        "colour": torch.from_numpy(data.colour[idx].astype(np.float32)),
+        "scene_cut": torch.from_numpy(data.scene_cut[idx]),
+        "motion": torch.from_numpy(data.motion[idx]),
+        "odf": torch.from_numpy(data.odf[idx]),
+        "cls": torch.from_numpy(data.cls[idx]),
+        "seconds_start": torch.from_numpy(data.seconds_start[idx]),
+        "seconds_total": torch.from_numpy(data.seconds_total[idx]),
+        "z0": z0,
+        "eps": torch.randn(z0.shape, generator=gen),
+        "t": torch.rand(B, generator=gen),
+        "keep": (torch.rand(B, 3, generator=gen) >= drop).float(),
+        "use_pred": torch.rand(B, generator=gen) < p_pred,
+    }
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def encode_latents(autoencoder: torch.nn.Module, clips: list[dict], sample_rate: int, hop: int,
+                   frames: int, device: torch.device, progress: bool = True) -> np.ndarray:
+    """Deterministic latents (posterior means) of every clip's music: ``[N, C, frames]``."""
+    from tqdm import tqdm
+    from .. import media
+    out = []
+    for c in tqdm(clips, desc="latents", unit="clip", disable=not progress):
+        a = media.read_audio(c["audio"], sample_rate, mono=True)
+        n = frames * hop
+        buf = np.zeros((1, a.shape[0], n), np.float32)
+        buf[0, :, : min(n, a.shape[1])] = a[:, :n]
+        z = autoencoder.encode_latent(torch.from_numpy(buf).to(device))
+        zz = torch.zeros(z.shape[1], frames)
+        zz[:, : min(frames, z.shape[-1])] = z[0, :, :frames].cpu()
+        out.append(zz.numpy())
+    return np.stack(out).astype(np.float32)
+
+
+def load_autoencoder(path: Path) -> tuple[torch.nn.Module, ModelConfig]:
+    """The autoencoder part of a checkpoint written by ``train autoencoder`` (or a full model)."""
+    from safetensors import safe_open
+    from ..models.autoencoder import Autoencoder
+    if not path.is_file():
+        raise UserError(f"{path}: no such autoencoder checkpoint")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if "config" not in meta:
+            raise UserError(f"{path}: not a diffv2m checkpoint (no config in its metadata)")
+        config = ModelConfig.from_json(meta["config"])
+        sd = {k[len("autoencoder."):]: f.get_tensor(k) for k in f.keys()
+              if k.startswith("autoencoder.")}
+    ae = Autoencoder(config.autoencoder)
+    ae.load_state_dict(sd)
+    return ae.eval().requires_grad_(False), config
+
+
+def train_prior(args: argparse.Namespace) -> Path:
+    from ..models.checkpoint import save_checkpoint
+    from ..models.diffv2m import DiffV2M
+    from tqdm import tqdm
+
+    info = distributed.setup(args.device)
+    run = Path(args.run_dir)
+    torch.manual_seed(args.seed)
+    ae, ae_config = load_autoencoder(Path(args.autoencoder))
+    config = ae_config
+    if args.config and args.config != config.name:
+        from ..config import get_config
+        config = get_config(args.config)
+        config.autoencoder = ae_config.autoencoder
+    ae.to(info.device)
+
+    data, clips = load_prior_data(Path(args.manifest), "train", seconds=config.window_seconds,
+                                  image_size=config.semantic.image_size,
+                                  sample_rate=config.sample_rate)
+    lat_path = run / "latents.npz"
+    if lat_path.exists():
+        with np.load(lat_path) as z:
+            data.latents, scale = z["latents"], float(z["scale"])
+    else:
+        data.latents = encode_latents(ae, clips, config.sample_rate, config.autoencoder.hop,
+                                      config.latent_frames,
+                                      info.device, progress=info.main)
+        scale = float(data.latents.std()) or 1.0
+        if info.main:
+            run.mkdir(parents=True, exist_ok=True)
+            from ..atomic import atomic_path
+            with atomic_path(lat_path) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez(f, latents=data.latents, scale=np.float32(scale))
+    config.latent_scale = scale
+
+    model = DiffV2M(config)
+    model.autoencoder.load_state_dict(ae.state_dict())
+    objective = PriorObjective(model, config, rhythm_weight=args.rhythm_weight).to(info.device)
+    params = [p for p in objective.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    ema = EMA(objective, decay=args.ema)
+    start = load_run(run, objective, ema, opt)
+    log = LossLog(run / "loss.jsonl", start) if info.main else None
+    net = distributed.wrap(objective, info)
+    per_rank = args.batch_size // info.world
+    if per_rank * info.world != args.batch_size:
+        raise UserError(f"--batch-size {args.batch_size} must be divisible by {info.world} processes")
+
+    bar = tqdm(total=args.steps, initial=start, desc="prior", unit="step", disable=not info.main)
+    for step in range(start, args.steps):
+        lr = args.lr * min(1.0, (step + 1) / args.warmup) * (
+            0.5 * (1 + math.cos(math.pi * step / args.steps)) * 0.9 + 0.1)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        gen = step_generator(args.seed, step)
+        idx = torch.randint(len(data), (args.batch_size,), generator=gen).numpy()
+        idx = idx[info.rank * per_rank:(info.rank + 1) * per_rank]
+        p_pred = rhythm_schedule(step, args.steps, tuple(args.rhythm_switch))
+        batch = make_batch(data, idx, step_generator(args.seed, step, info.rank + 1), config,
+                           p_pred, info.device)
+        loss, parts = net(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        ema.update(objective, step)
+        row = {"step": step + 1, "loss": distributed.all_mean(loss.item(), info),
+               **{k: distributed.all_mean(v, info) for k, v in parts.items()},
+               "lr": lr, "p_pred": p_pred}
+        if info.main:
+            log.write(row)
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.4f}", rhy=f"{row['loss_rhythm']:.4f}")
+        done = step + 1
+        if done % args.save_every == 0 or done == args.steps:
+            if info.main:
+                save_run(run, done, objective, ema, opt,
+                         {"config": config.to_dict(), "args": vars(args)})
+            distributed.barrier(info)
+    bar.close()
+
+    out = Path(args.out) if args.out else run / "model.safetensors"
+    if info.main:
+        final = DiffV2M(config)
+        final.autoencoder.load_state_dict(ae.state_dict())
+        final.semantic_encoder.load_state_dict(ema.shadow.semantic_encoder.state_dict())
+        final.rhythm_predictor.load_state_dict(ema.shadow.rhythm_predictor.state_dict())
+        final.dit.load_state_dict(ema.shadow.dit.state_dict())
+        save_checkpoint(out, final, config, meta={"steps": str(args.steps),
+                                                  "seed": str(args.seed),
+                                                  "manifest": str(args.manifest)})
+        save_json(run / "summary.json", {"steps": args.steps, "latent_scale": scale,
+                                         "train_clips": len(data), "model": str(out)})
+        if args.val_samples:
+            write_validation_samples(out, Path(args.manifest), run, args.val_samples)
+    distributed.barrier(info)
+    distributed.teardown(info)
+    return out
+
+
+def write_validation_samples(checkpoint: Path, manifest: Path, run: Path, n: int) -> None:
+    """Generate music for the first ``n`` validation clips into ``run/val/``."""
+    from .. import media, synthesis
+    from ..pipeline import load_backend
+    from .data import split_clips
+    from ..data.features_cli import read_manifest
+    backend = load_backend(checkpoint)
+    clips = split_clips(read_manifest(manifest), "val")[:n]
+    for c in clips:
+        from ..jobs import generate_file
+        generate_file(backend, c["video"], run / "val" / f"{c['id']}.take-0.wav",
+                      settings=synthesis.Settings(seed=0, steps=20, cls=int(c.get("cls", 1))))
+    del media
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("manifest", help="corpus manifest.jsonl (features extracted on demand)")
+    p.add_argument("--autoencoder", required=True, help="checkpoint from 'train autoencoder'")
+    p.add_argument("--run-dir", required=True, help="folder for checkpoints and logs (resumes)")
+    p.add_argument("--out", help="final model (default RUN_DIR/model.safetensors)")
+    p.add_argument("--config", default=None, help="model config (default: the autoencoder's)")
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=4e-4)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--rhythm-weight", type=float, default=1.0)
+    p.add_argument("--rhythm-switch", type=float, nargs=2, default=(0.3, 0.7),
+                   help="fractions of training where feeding the predicted ODF starts / is total")
+    p.add_argument("--save-every", type=int, default=200)
+    p.add_argument("--val-samples", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
