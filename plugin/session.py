@@ -1,0 +1,215 @@
+"""A scoring session: one timeline selection (or one video range), many takes.
+
+This is the logic both faces share — the ``diffv2m score`` command and the PySide6 panel — so
+nothing is written twice.  Features are computed once per selection (and cached on disk by
+content); every new seed only samples and decodes.  Takes are written next to the timeline as
+``NAME.take-SEED.wav`` (temp file + rename); exporting writes a NEW timeline file.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..jobs import default_cache_dir, file_sha256, video_conditions, write_take
+from ..synthesis import Backend, Conditions, Progress, Settings, Take, synthesise
+
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm", ".mxf", ".mpg", ".mpeg"}
+
+
+@dataclass
+class TakeRecord:
+    """A generated take as the editor sees it in the list."""
+    path: Path
+    take: Take
+    created: float = field(default_factory=time.time)
+    kept: bool = False
+
+    @property
+    def seed(self) -> int:
+        return self.take.settings.seed
+
+
+def load_backend(onnx_dir: str | os.PathLike | None = None, *, threads: int | None = None,
+                 prefer: tuple[str, ...] | None = None) -> Backend:
+    """The torch-free runtime over exported graphs (the embedded default's when ``None``)."""
+    from ..export.runtime import load_runtime
+    return load_runtime(onnx_dir, threads=threads, prefer=prefer)
+
+
+class ScoringSession:
+    """Open a timeline (any OTIO-readable format) or a plain video and score a selection."""
+
+    def __init__(self, path: str | os.PathLike, backend: Backend, *,
+                 media_root: str | os.PathLike | None = None,
+                 cache_dir: str | os.PathLike | None = None,
+                 take_dir: str | os.PathLike | None = None):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise UserError(f"{self.path}: no such file")
+        self.backend = backend
+        self.media_root = Path(media_root) if media_root else None
+        self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir() / "features"
+        self.take_dir = Path(take_dir) if take_dir else self.path.parent
+        self.is_video = self.path.suffix.lower() in VIDEO_SUFFIXES
+        self.timeline = None
+        self.selection = None           # otio TimeRange (timeline) or (start, end) seconds (video)
+        self.takes: list[TakeRecord] = []
+        self._conditions: Conditions | None = None
+        self._source = None
+        if self.is_video:
+            from .. import media
+            self.info = media.probe(self.path)
+            self.select_seconds(0.0, self.info.duration)
+        else:
+            from .timeline import load_timeline
+            self.timeline = load_timeline(self.path)
+
+    # -- selection -------------------------------------------------------------------------
+    @property
+    def rate(self) -> float:
+        if self.is_video:
+            return float(self.info.fps or 24.0)
+        from .timeline import timeline_rate
+        return timeline_rate(self.timeline)
+
+    def select(self, **kw: Any) -> None:
+        """Timeline selection: ``range=(in, out)`` | ``marker=NAME`` | ``clips=[...]``, ``track=N``."""
+        if self.is_video:
+            rng = kw.get("range")
+            if rng is None:
+                raise UserError(f"{self.path}: a plain video takes a time range only")
+            self.select_seconds(*rng)
+            return
+        from .timeline import resolve_segments, select
+        from .timeline_source import TimelineFrameSource
+        sel = select(self.timeline, **kw)
+        segments = resolve_segments(self.timeline, sel, timeline_path=self.path,
+                                    media_root=self.media_root)
+        self._set(sel, TimelineFrameSource(segments))
+
+    def select_seconds(self, start: float, end: float) -> None:
+        if self.is_video:
+            from .. import media
+            if not (0 <= start < end):
+                raise UserError(f"{self.path}: empty selection {start:.3f}-{end:.3f} s")
+            if start >= self.info.duration:
+                raise UserError(f"{self.path}: selection starts past the end "
+                                f"({start:.3f} s > {self.info.duration:.3f} s)")
+            end = min(end, self.info.duration)
+            self._set((start, end), media.FileFrameSource(self.path, start=start, end=end))
+        else:
+            import opentimelineio as otio
+            r = self.rate
+            self.select(range=(otio.opentime.RationalTime(round(start * r), r),
+                               otio.opentime.RationalTime(round(end * r), r)))
+
+    def _set(self, selection: Any, source: Any) -> None:
+        if selection != self.selection:
+            self._conditions = None
+        self.selection, self._source = selection, source
+
+    @property
+    def selection_seconds(self) -> tuple[float, float]:
+        if self.selection is None:
+            raise UserError(f"{self.path}: nothing is selected")
+        if self.is_video:
+            return self.selection
+        start = self.selection.start_time.to_seconds()
+        return start, start + self.selection.duration.to_seconds()
+
+    # -- generation ------------------------------------------------------------------------
+    def conditions(self, settings: Settings, progress: Progress | None = None) -> Conditions:
+        """Features + rhythm of the selection, computed once (new seeds reuse them)."""
+        if self._source is None:
+            raise UserError(f"{self.path}: nothing is selected")
+        if self._conditions is None or getattr(self, "_cls", None) != settings.cls:
+            self._conditions = video_conditions(self.backend, self._source, cls=settings.cls,
+                                                cache_dir=self.cache_dir, progress=progress)
+            self._cls = settings.cls
+        return self._conditions
+
+    def take_path(self, seed: int) -> Path:
+        return self.take_dir / f"{self.path.stem}.take-{seed}.wav"
+
+    def generate(self, settings: Settings, progress: Progress | None = None) -> TakeRecord:
+        """One take for the current selection, written as NAME.take-SEED.wav."""
+        t0 = time.perf_counter()
+        conditions = self.conditions(settings, progress)
+        t1 = time.perf_counter()
+        take = synthesise(self.backend, conditions, settings, progress=progress)
+        take.timings["conditions"] = t1 - t0
+        start, end = self.selection_seconds
+        path = write_take(take, self.take_path(settings.seed), self.provenance(start, end))
+        take.timings["total"] = time.perf_counter() - t0
+        record = TakeRecord(path=path, take=take)
+        self.takes.append(record)
+        return record
+
+    def provenance(self, start: float, end: float) -> dict[str, Any]:
+        """What produced a take: recorded in the WAV and in the exported timeline."""
+        meta = {"source": str(self.path), "selection_seconds": [round(start, 6), round(end, 6)],
+                "model": getattr(self.backend, "model_id", ""),
+                "graph_hashes": getattr(self.backend, "graph_hashes", {})}
+        return meta
+
+    # -- export ----------------------------------------------------------------------------
+    def export_timeline(self, out_path: str | os.PathLike, takes: list[TakeRecord] | None = None,
+                        *, takes_as: str = "tracks") -> Path:
+        """A NEW timeline with a "Diff-V2M score" track holding the takes; never the original."""
+        import opentimelineio as otio
+        from .timeline_writer import write_scored_timeline
+        takes = takes if takes is not None else [t for t in self.takes if t.kept] or self.takes
+        if not takes:
+            raise UserError(f"{self.path}: no takes to export")
+        out_path = Path(out_path)
+        if out_path.resolve() == self.path.resolve():
+            raise UserError(f"{out_path}: refusing to overwrite the original timeline")
+        if self.is_video:
+            timeline = video_as_timeline(self.path, self.info)
+            start, end = self.selection_seconds
+            r = self.rate
+            sel = otio.opentime.TimeRange(otio.opentime.RationalTime(round(start * r), r),
+                                          otio.opentime.RationalTime(round((end - start) * r), r))
+        else:
+            timeline, sel = self.timeline, self.selection
+        first = takes[0].take
+        meta = {**first.metadata(), **self.provenance(*self.selection_seconds),
+                "takes": [t.take.metadata() for t in takes]}
+        write_scored_timeline(timeline, sel, [t.path for t in takes], out_path, metadata=meta,
+                              takes_as=takes_as, sample_rate=first.sample_rate)
+        return out_path
+
+    def export_preview(self, record: TakeRecord, out_mp4: str | os.PathLike) -> Path:
+        """The selection's picture with a take's music, as an H.264/AAC MP4."""
+        from .. import media
+        start, end = self.selection_seconds
+        if self.is_video:
+            media.mux(self.path, record.path, out_mp4, start=start, end=end)
+        else:
+            from .preview import render_preview
+            render_preview(self._source, record.path, out_mp4, fps=self.rate)
+        return Path(out_mp4)
+
+
+def video_as_timeline(path: Path, info: Any):
+    """A one-clip timeline over a plain video, so a video's takes export like a timeline's."""
+    import opentimelineio as otio
+    r = float(info.fps or 24.0)
+    dur = otio.opentime.RationalTime(round(info.duration * r), r)
+    ref = otio.schema.ExternalReference(
+        target_url=path.resolve().as_uri(),
+        available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, r), dur))
+    clip = otio.schema.Clip(name=path.stem, media_reference=ref,
+                            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, r), dur))
+    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video, children=[clip])
+    tl = otio.schema.Timeline(name=path.stem, tracks=[track])
+    tl.global_start_time = otio.opentime.RationalTime(0, r)
+    return tl
+
+
+def file_id(path: Path) -> str:
+    return f"{path.name}:{file_sha256(path)[:16]}"
