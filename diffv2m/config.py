@@ -56,6 +56,9 @@ class RhythmPredictorConfig:
     use_pseudo_beat: bool = True    # motion-energy "pseudo beat" per second
     out_dim: int = 1                # 1 for ODF (16 for low-res mel / tempogram variants)
     max_seconds: int = 32
+    output_activation: str = "sigmoid"  # "sigmoid" (targets in [0, 1]) or "none" (published)
+    pseudo_hidden: int = 128        # pseudo-beat MLP: 1 -> pseudo_hidden -> semantic_dim
+    ff_mult: int = 4
 
 
 @dataclass
@@ -73,6 +76,17 @@ class DiTConfig:
     max_seconds: int = 32           # seconds_start / seconds_total range
     cfg_dropout: float = 0.1        # per condition stream, in training
     published_wiring: bool = False  # reproduce the released code's rhythm->emotion wiring
+    published_norms: bool = False   # released code: residual replaced by its LayerNorm before
+                                    # the cross-attention stage (instead of pre-norm residuals)
+    context_pos_emb: str = "learned"  # per-second positions on context tokens:
+                                    # "learned", "sinusoidal" or "none" (published)
+    seconds_tokens: bool = False    # append seconds_start/total tokens to semantic + rhythm ctx
+    rotary: bool = True             # rotary positions on latent tokens (else sinusoidal added)
+    timestep_features: int = 256    # Fourier features of t (published 256)
+    fusion_t_dim: int = 64          # t -> fusion_t_dim linear feeding FiLM / gate MLPs
+    fusion_hidden: int = 256        # FiLM MLP hidden width
+    rhythm_hidden: int = 128        # rhythm conditioner 1 -> rhythm_hidden -> cond_token_dim
+    colour_hidden: int = 256        # colour conditioner 3072 -> colour_hidden -> cond_token_dim
 
 
 @dataclass
@@ -136,10 +150,12 @@ def paper_config() -> ModelConfig:
                                       latent_dim=64, use_snake=True),
         semantic=SemanticEncoderConfig(backend="open_clip", image_size=224, out_dim=512,
                                        clip_model="ViT-B-32"),
-        rhythm=RhythmPredictorConfig(width=512, depth=12, heads=8, max_seconds=30),
+        rhythm=RhythmPredictorConfig(width=512, depth=12, heads=8, max_seconds=30,
+                                     output_activation="none"),
         dit=DiTConfig(embed_dim=1536, depth=24, heads=24, cond_token_dim=768,
                       global_cond_dim=2304, global_cond_type="prepend", fusion="FiLM_choose",
-                      max_seconds=30),
+                      max_seconds=30, published_norms=True, context_pos_emb="none",
+                      seconds_tokens=True, rhythm_hidden=512, colour_hidden=1024),
     )
 
 
