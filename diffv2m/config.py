@@ -23,6 +23,8 @@ class AutoencoderConfig:
     strides: tuple[int, ...] = (2, 4, 5, 5, 5)      # product = hop (samples per latent frame)
     latent_dim: int = 32
     use_snake: bool = True
+    weight_norm: bool = True        # weight-norm parametrization on every conv (as Oobleck)
+    final_tanh: bool = False        # tanh on the decoder output (Oobleck: off)
 
     @property
     def hop(self) -> int:
