@@ -1,0 +1,140 @@
+"""The torch-free generation core: windows, guidance batching, seeding, seams, cancellation."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from diffv2m import synthesis
+from diffv2m.config import AutoencoderConfig, ModelConfig
+from diffv2m.errors import Cancelled
+
+
+class LinearBackend:
+    """A numpy backend whose 'networks' are fixed linear maps (records what it was given)."""
+
+    name = "numpy-linear"
+
+    def __init__(self):
+        self.config = ModelConfig(window_seconds=4, overlap_seconds=1, semantic_dim=8,
+                                  autoencoder=AutoencoderConfig(sample_rate=800, strides=(2, 5, 10),
+                                                                latent_dim=4))
+        self.denoise_batches: list[int] = []
+        self.seconds_start: list[float] = []
+
+    def encode_semantic(self, frames):
+        return frames.reshape(len(frames), -1)[:, :8].astype(np.float32) / 255.0
+
+    def predict_rhythm(self, semantic, scene_cut, pseudo_beat, cls):
+        return np.clip(scene_cut + 0.1 * pseudo_beat, 0, 1)
+
+    def denoise(self, x, t, semantic, rhythm, colour, cls, seconds_start, seconds_total):
+        self.denoise_batches.append(x.shape[0])
+        self.seconds_start.append(float(seconds_start[0]))
+        bias = rhythm.mean(axis=(1, 2))[:, None, None] + semantic.mean(axis=(1, 2))[:, None, None]
+        return 0.5 * x + bias
+
+    def decode(self, z):
+        hop = self.config.autoencoder.hop
+        return np.repeat(np.tanh(z.mean(axis=1, keepdims=True)), hop, axis=-1)
+
+
+def features(seconds: float, cuts=()):
+    T = int(np.ceil(seconds))
+    rng = np.random.default_rng(0)
+    cut = np.zeros(T, np.float32)
+    cut[list(cuts)] = 1
+    return SimpleNamespace(duration=seconds, frames_1fps=rng.integers(0, 255, (T, 4, 4, 3), np.uint8),
+                           colour=np.full((T, 3072), 1 / 3072, np.float32), scene_cut=cut,
+                           motion=np.linspace(0, 1, T, dtype=np.float32), cut_times=np.array(cuts, float))
+
+
+def test_window_starts_cover_and_end_exactly():
+    assert synthesis.window_starts(3, 4, 1) == [0]
+    assert synthesis.window_starts(4, 4, 1) == [0]
+    starts = synthesis.window_starts(11, 4, 1)
+    assert starts[0] == 0 and starts[-1] + 4 == 11
+    assert all(b - a <= 3 for a, b in zip(starts, starts[1:]))
+
+
+def test_same_seed_same_audio_and_length():
+    be = LinearBackend()
+    cond = synthesis.conditions_from_features(be, features(9.5, cuts=(2, 6)))
+    s = synthesis.Settings(seed=3, steps=6, cfg_scale=2.0)
+    a = synthesis.synthesise(be, cond, s).audio
+    b = synthesis.synthesise(be, cond, s).audio
+    c = synthesis.synthesise(be, cond, synthesis.Settings(seed=4, steps=6, cfg_scale=2.0)).audio
+    assert a.shape == (1, int(9.5 * 800))
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c)
+    # windows know where they are
+    assert sorted(set(be.seconds_start)) == [0.0, 3.0, 6.0]
+
+
+def test_guidance_batches_cond_and_null_together_and_scale_one_skips_null():
+    be = LinearBackend()
+    cond = synthesis.conditions_from_features(be, features(3))
+    synthesis.synthesise(be, cond, synthesis.Settings(steps=3, cfg_scale=3.0))
+    assert set(be.denoise_batches) == {2}
+    be.denoise_batches.clear()
+    synthesis.synthesise(be, cond, synthesis.Settings(steps=3, cfg_scale=1.0))
+    assert set(be.denoise_batches) == {1}
+
+
+def test_predicted_rhythm_follows_cuts_and_is_averaged_over_overlaps():
+    be = LinearBackend()
+    cond = synthesis.conditions_from_features(be, features(10, cuts=(3, 7)))
+    assert cond.odf.shape == (10,)
+    assert cond.odf[3] >= 1.0 - 1e-6 and cond.odf[7] >= 1.0 - 1e-6
+    assert cond.odf[0] < 0.5
+
+
+def test_crossfade_seam_lands_on_strongest_onset_in_overlap():
+    odf = np.zeros(12)
+    odf[7] = 1.0
+    assert synthesis.crossfade_point(odf, 6, 8, 0.05) == 7.0
+    assert synthesis.crossfade_point(np.zeros(12), 6, 8, 0.05) == 7.0  # flat: the middle
+
+
+def test_stitch_is_seamless_for_identical_windows():
+    sr, W = 100, 4
+    t = np.arange(11 * sr) / sr
+    full = np.sin(2 * np.pi * 3 * t)[None].astype(np.float32)
+    starts = synthesis.window_starts(11, W, 1)
+    pieces = [(s, full[:, s * sr:(s + W) * sr]) for s in starts]
+    out = synthesis.stitch(pieces, np.zeros(11), sr, 11 * sr, W, fade_s=0.1)
+    # equal-power fades of identical material deviate by at most the sin+cos bump (sqrt 2)
+    assert out.shape == full.shape
+    assert np.max(np.abs(out)) <= np.sqrt(2) + 1e-5
+    far = np.ones(11 * sr, bool)
+    for prev, nxt in zip(starts, starts[1:]):      # overlaps hold the seams
+        far[nxt * sr:(prev + W) * sr] = False
+    assert np.allclose(out[0, far], full[0, far], atol=1e-6)
+
+
+def test_progress_reports_every_step_and_cancel_stops():
+    be = LinearBackend()
+    cond = synthesis.conditions_from_features(be, features(8))
+    seen = []
+    synthesis.synthesise(be, cond, synthesis.Settings(steps=5),
+                         progress=lambda st, d, n: seen.append((st, d, n)))
+    sampling = [d for st, d, n in seen if st == "sampling"]
+    n_windows = len(synthesis.window_starts(8, 4, 1))
+    assert sampling == list(range(1, 5 * n_windows + 1))
+
+    def cancel(stage, done, total):
+        if stage == "sampling" and done == 2:
+            raise Cancelled()
+    calls = len(be.denoise_batches)
+    with pytest.raises(Cancelled):
+        synthesis.synthesise(be, cond, synthesis.Settings(steps=5), progress=cancel)
+    assert len(be.denoise_batches) - calls <= 3
+
+
+def test_unknown_sampler_is_a_user_error():
+    from diffv2m.errors import UserError
+    be = LinearBackend()
+    cond = synthesis.conditions_from_features(be, features(2))
+    with pytest.raises(UserError):
+        synthesis.synthesise(be, cond, synthesis.Settings(sampler="nope"))
