@@ -1,0 +1,100 @@
+"""``diffv2m score TIMELINE``: score a timeline selection; write takes and a NEW timeline.
+
+Runs on the torch-free runtime (exported graphs of the embedded default unless ``--onnx-dir``).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UserError
+from ..synthesis import Settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="diffv2m score",
+        description="Score a timeline selection (any format an installed OTIO adapter reads) and "
+                    "write a new timeline with a 'Diff-V2M score' audio track.")
+    p.add_argument("timeline", help="timeline file (.otio, .otioz, .edl, .xml, .fcpxml, ...) "
+                                    "or a plain video")
+    sel = p.add_mutually_exclusive_group()
+    sel.add_argument("--range", metavar="IN-OUT",
+                     help="IN-OUT as timecode (01:00:10:00-01:00:40:00; ';' for drop-frame), "
+                          "frames (240-960) or seconds (10s-40s)")
+    sel.add_argument("--marker", help="the range of the marker with this name")
+    sel.add_argument("--clips", help="comma-separated clip names: from the first one's start to "
+                                     "the last one's end")
+    p.add_argument("--track", type=int, default=None,
+                   help="with --clips: the video track (1 = bottom) to look in")
+    p.add_argument("-o", "--output", required=True, help="the new timeline (never the input)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--takes", type=int, default=1, help="K takes with seeds SEED..SEED+K-1")
+    p.add_argument("--takes-as", choices=("tracks", "clips"), default="tracks",
+                   help="alternate takes as extra tracks (default) or as clips in one track")
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--cfg", type=float, default=3.0)
+    p.add_argument("--sampler", default="dpmpp-2m")
+    p.add_argument("--style", type=int, default=1, choices=(0, 1, 2))
+    p.add_argument("--media-root", help="relink: look for missing media by name under this folder")
+    p.add_argument("--onnx-dir", help="exported graphs (default: the embedded model's)")
+    p.add_argument("--take-dir", help="where to write the take WAVs (default: beside the output)")
+    p.add_argument("--mux", help="also write a preview MP4 of the selection with the first take")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+def parse_range(text: str, rate: float):
+    from .timeline import parse_time
+    parts = text.split("-")
+    if len(parts) != 2 or not all(parts):
+        raise UserError(f"--range {text!r}: expected IN-OUT")
+    return parse_time(parts[0].strip(), rate), parse_time(parts[1].strip(), rate)
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from ..progress import cli_progress
+    from .session import ScoringSession, load_backend
+    src, out = Path(args.timeline), Path(args.output)
+    if not src.exists():
+        raise UserError(f"{src}: no such file")
+    if out.resolve() == src.resolve():
+        raise UserError(f"{out}: refusing to overwrite the input timeline")
+    if args.takes < 1:
+        raise UserError(f"--takes {args.takes}: must be at least 1")
+    backend = load_backend(args.onnx_dir, threads=args.threads)
+    session = ScoringSession(src, backend, media_root=args.media_root,
+                             take_dir=args.take_dir or out.parent)
+    if session.is_video:
+        if args.range:
+            a, b = parse_range(args.range, session.rate)
+            session.select_seconds(_seconds(a), _seconds(b))
+    elif args.range:
+        session.select(range=parse_range(args.range, session.rate))
+    elif args.marker:
+        session.select(marker=args.marker)
+    elif args.clips:
+        session.select(clips=[c.strip() for c in args.clips.split(",") if c.strip()],
+                       track=args.track)
+    else:
+        session.select()
+    records = []
+    with cli_progress(disable=args.quiet) as progress:
+        for k in range(args.takes):
+            settings = Settings(seed=args.seed + k, steps=args.steps, cfg_scale=args.cfg,
+                                sampler=args.sampler, cls=args.style)
+            records.append(session.generate(settings, progress=progress))
+    written = session.export_timeline(out, records, takes_as=args.takes_as)
+    for r in records:
+        print(f"{r.path}  (seed {r.seed}, {r.take.duration:.2f} s)")
+    print(f"{written}  (new timeline, {backend.name})")
+    if args.mux:
+        session.export_preview(records[0], args.mux)
+        print(f"{args.mux}  (preview)")
+    return 0
+
+
+def _seconds(t) -> float:
+    return t.to_seconds() if hasattr(t, "to_seconds") else float(t)
