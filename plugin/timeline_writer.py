@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.parse
 import wave
 from pathlib import Path
 from typing import Sequence
@@ -98,11 +99,31 @@ def _reference(take: Path, out_dir: Path, rate: float, selection: TimeRange,
         metadata=md)
 
 
+def _rebase_media(timeline: otio.schema.Timeline, source_dir: Path, out_dir: Path) -> None:
+    """Rewrite relative media paths (relative to ``source_dir``) to be relative to ``out_dir``."""
+    if source_dir.resolve() == out_dir.resolve():
+        return
+    for c in timeline.find_clips():
+        refs = c.media_references()
+        for ref in refs.values():
+            if not isinstance(ref, otio.schema.ExternalReference) or not ref.target_url:
+                continue
+            url = ref.target_url
+            if urllib.parse.urlparse(url).scheme or Path(url).is_absolute():
+                continue
+            ref.target_url = _target_url(source_dir / url, out_dir)
+
+
 def add_score_tracks(timeline: otio.schema.Timeline, selection: TimeRange,
                      take_paths: Sequence[os.PathLike | str], out_dir: Path, *,
                      metadata: dict, takes_as: str = "tracks",
-                     sample_rate: int | None = None) -> otio.schema.Timeline:
-    """A deep copy of ``timeline`` with the score track(s) appended (nothing written)."""
+                     sample_rate: int | None = None,
+                     source_dir: Path | None = None) -> otio.schema.Timeline:
+    """A deep copy of ``timeline`` with the score track(s) appended (nothing written).
+
+    With ``source_dir`` (the input timeline's folder), relative media paths of the existing
+    clips are rewritten relative to ``out_dir`` so the new file still finds its media.
+    """
     if takes_as not in ("tracks", "clips"):
         raise UserError(f"takes_as {takes_as!r}: use 'tracks' or 'clips'")
     takes = [Path(p) for p in take_paths]
@@ -113,6 +134,8 @@ def add_score_tracks(timeline: otio.schema.Timeline, selection: TimeRange,
     duration = selection.duration.rescaled_to(rate).round()
     sel = TimeRange(start, duration)
     new = timeline.deepcopy()
+    if source_dir is not None:
+        _rebase_media(new, Path(source_dir), Path(out_dir))
     base_md = _jsonable(dict(metadata or {}))
     new.metadata["diffv2m"] = {
         **base_md,
@@ -161,7 +184,8 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
 
     The adapter is chosen from ``out_path``'s suffix (``.otio``, ``.xml`` for FCP 7 XML,
     ``.edl``...) unless ``adapter_name`` is given; extra ``adapter_args`` go to the adapter.
-    ``input_path`` (the file the timeline was read from) may not be ``out_path``.
+    ``input_path`` (the file the timeline was read from) may not be ``out_path``; when given,
+    relative media paths are rebased so they still resolve from ``out_path``'s folder.
     Returns ``out_path``.
     """
     out = Path(out_path)
@@ -182,7 +206,8 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
                             f"installed OTIO adapters write: {', '.join(known)}") from None
     new = add_score_tracks(timeline, selection, take_paths, out.parent.resolve()
                            if out.parent.exists() else out.parent.absolute(),
-                           metadata=metadata, takes_as=takes_as, sample_rate=sample_rate)
+                           metadata=metadata, takes_as=takes_as, sample_rate=sample_rate,
+                           source_dir=Path(input_path).parent if input_path is not None else None)
     try:
         with atomic_path(out) as tmp:
             otio.adapters.write_to_file(new, str(tmp), adapter_name=adapter_name,
