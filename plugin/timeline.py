@@ -72,8 +72,9 @@ def load_timeline(path: str | os.PathLike, *, rate: float | None = None,
     """Read a timeline with OTIO's adapters (the format is chosen from the suffix).
 
     ``rate`` is needed for EDLs (they carry no frame rate; 23.976 and 29.97 are accepted and
-    mapped to 24000/1001 and 30000/1001). A file holding a collection of timelines yields
-    its first timeline.
+    mapped to 24000/1001 and 30000/1001); their first record-in becomes the timeline's
+    ``global_start_time`` (see :func:`_normalise_edl_record_start`). A file holding a
+    collection of timelines yields its first timeline.
     """
     p = Path(path)
     if not p.is_file():
@@ -96,13 +97,40 @@ def load_timeline(path: str | os.PathLike, *, rate: float | None = None,
     except Exception as exc:  # adapters raise many kinds; all mean "cannot read this file"
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{p}: cannot read as {adapter_name}: {msg}") from None
-    if isinstance(result, otio.schema.Timeline):
-        return result
     if isinstance(result, otio.schema.SerializableCollection):
-        for item in result.find_children(descended_from_type=otio.schema.Timeline):
-            return item
-        raise UserError(f"{p}: the file holds no timeline")
+        found = list(result.find_children(descended_from_type=otio.schema.Timeline))
+        if not found:
+            raise UserError(f"{p}: the file holds no timeline")
+        result = found[0]
+    if isinstance(result, otio.schema.Timeline):
+        if adapter_name == "cmx_3600":
+            _normalise_edl_record_start(result)
+        return result
     raise UserError(f"{p}: the file holds a {type(result).__name__}, not a timeline")
+
+
+def _normalise_edl_record_start(timeline: otio.schema.Timeline) -> None:
+    """The cmx_3600 reader stores an EDL's first record-in as a *negative* track
+    ``source_range.start_time`` (e.g. -86400 for 01:00:00:00 at 24 fps), which, read as OTIO
+    semantics, trims every frame away. Move it where OTIO keeps record timecode: the
+    timeline's ``global_start_time`` (the earliest record-in), with a gap in front of any
+    track that starts later."""
+    offsets = []
+    for track in timeline.tracks:
+        sr = track.source_range
+        if sr is not None and sr.start_time.value < 0:
+            offsets.append((track, -sr.start_time))
+    if not offsets:
+        return
+    record_start = min(o for _, o in offsets)
+    for track, record_in in offsets:
+        track.source_range = None
+        lead = record_in - record_start
+        if lead.value > 0:
+            track.insert(0, otio.schema.Gap(source_range=TimeRange(
+                RationalTime(0, lead.rate), lead)))
+    if timeline.global_start_time is None:
+        timeline.global_start_time = record_start
 
 
 def normalise_rate(rate: float) -> float:

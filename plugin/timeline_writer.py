@@ -17,6 +17,9 @@ Several takes (``takes_as``):
   alternates; hosts that understand multiple references can switch, adapters that do not
   (EDL, FCP XML) write the active take only.
 
+EDL output is refused: the cmx_3600 writer writes one video track and drops audio, so the
+score would be lost.
+
 Metadata: each score clip and track carries ``metadata["diffv2m"]`` (the caller's dict plus
 ``take``, ``take_path`` and ``sample_rate``); the timeline's ``metadata["diffv2m"]`` records
 the selection (``selection_start`` / ``selection_duration`` in frames, ``rate``) and the
@@ -182,8 +185,8 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
                           adapter_name: str | None = None, **adapter_args) -> Path:
     """Write a new timeline (the input plus the score track(s)) to ``out_path``, atomically.
 
-    The adapter is chosen from ``out_path``'s suffix (``.otio``, ``.xml`` for FCP 7 XML,
-    ``.edl``...) unless ``adapter_name`` is given; extra ``adapter_args`` go to the adapter.
+    The adapter is chosen from ``out_path``'s suffix (``.otio``, ``.otioz``, ``.xml`` for
+    FCP 7 XML...) unless ``adapter_name`` is given; extra ``adapter_args`` go to the adapter.
     ``input_path`` (the file the timeline was read from) may not be ``out_path``; when given,
     relative media paths are rebased so they still resolve from ``out_path``'s folder.
     Returns ``out_path``.
@@ -204,6 +207,9 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
             known = sorted(otio.adapters.suffixes_with_defined_adapters(write=True))
             raise UserError(f"{out}: unknown timeline format {out.suffix or '(no suffix)'!r}; "
                             f"installed OTIO adapters write: {', '.join(known)}") from None
+    if adapter_name == "cmx_3600":
+        raise UserError(f"{out}: an EDL cannot carry the music (the cmx_3600 writer keeps one "
+                        "video track and no audio); write .otio or FCP 7 .xml instead")
     new = add_score_tracks(timeline, selection, take_paths, out.parent.resolve()
                            if out.parent.exists() else out.parent.absolute(),
                            metadata=metadata, takes_as=takes_as, sample_rate=sample_rate,

@@ -376,26 +376,48 @@ def test_fcp_xml_round_trip(main_file, tmp_path):
     assert rng.duration.rescaled_to(rate).value == pytest.approx(20)
 
 
-def test_edl_write_and_read(media, tmp_path):
-    """EDLs hold one video track: score a single-track cut, write it as EDL, read it back."""
+EDL_TEXT = """TITLE: reel cut
+FCM: NON-DROP FRAME
+
+001  A        V     C        00:00:00:04 00:00:00:16 01:00:00:00 01:00:00:12
+* FROM CLIP NAME:  shotA
+* FROM CLIP: /elsewhere/A.mp4
+002  B        V     C        00:00:01:00 00:00:01:06 01:00:00:12 01:00:00:18
+* FROM CLIP NAME:  shotB
+* FROM CLIP: /elsewhere/B.mp4
+"""
+
+
+def test_edl_read_select_and_decode(media, tmp_path):
+    """An EDL (cmx_3600, rate=23.976) read, selected by record timecode, relinked, decoded."""
     root, paths = media
-    tl = otio.schema.Timeline(name="edl")
-    v = otio.schema.Track(name="V")
-    v.append(clip("A", paths["A"], 0, 24, url=str(paths["A"])))
-    v.append(clip("B", paths["B"], 10, 24, url=str(paths["B"])))
-    tl.tracks.append(v)
-    sel = select(tl, range=("12", "36"))
-    take = _take(tmp_path / "edl.take-1.wav", sel.duration.to_seconds())
-    out = tmp_path / "edl.scored.edl"
-    write_scored_timeline(tl, sel, [take], out, metadata={"seed": 1}, sample_rate=48000)
-    back = load_timeline(out, rate=23.976)
-    assert timeline_rate(back) == pytest.approx(R23)
-    vids = back.video_tracks()
-    assert [c.source_range for c in vids[0].find_clips()] == [tr(0, 24), tr(10, 24)]
-    # The EDL's selection resolves to the same source frames (media by name under root).
-    sel2 = select(back, range=("12", "36"))
-    segs = resolve_segments(back, sel2, timeline_path=out, media_root=root) \
-        if any(isinstance(c.media_reference, otio.schema.ExternalReference)
-               for c in back.find_clips()) else None
-    if segs is not None:
-        assert seg_tuples(segs) == [(12, 12, "A", 12, 1.0), (24, 12, "B", 10, 1.0)]
+    edl = tmp_path / "cut.edl"
+    edl.write_text(EDL_TEXT)
+    tl = load_timeline(edl, rate=23.976)
+    assert timeline_rate(tl) == pytest.approx(R23)
+    assert tl.global_start_time == RT(86400, R23)             # record start kept as timecode
+    sel = select(tl, range=("01:00:00:08", "01:00:00:16"))
+    assert (sel.start_time.value, sel.duration.value) == (8, 8)
+    with pytest.raises(UserError, match=r"cut\.edl: clip 'shotA': media not found: /elsewhere/A\.mp4"):
+        resolve_segments(tl, sel, timeline_path=edl)
+    segs = resolve_segments(tl, sel, timeline_path=edl, media_root=root)
+    assert seg_tuples(segs) == [(8, 4, "A", 12, 1.0), (12, 4, "B", 24, 1.0)]
+    frames = list(TimelineFrameSource(segs).frames(None, SIZE))
+    assert [read_frame_index(f) for _, f in frames] == [12, 13, 14, 15, 24, 25, 26, 27]
+
+    # The adapter's own EDL of a one-video-track cut reads back to the same clips.
+    again = tmp_path / "again.edl"
+    otio.adapters.write_to_file(tl, str(again))
+    tl2 = load_timeline(again, rate=R23)
+    assert [(c.name, c.source_range) for c in tl2.find_clips()] == \
+        [(c.name, c.source_range) for c in tl.find_clips()]
+    # (the cmx_3600 writer restarts record timecode at 00:00:00:00: select by frames)
+    sel2 = select(tl2, range=("8", "16"))
+    assert seg_tuples(resolve_segments(tl2, sel2, timeline_path=again, media_root=root)) == \
+        seg_tuples(segs)
+
+    # An EDL cannot carry the score's audio track: writing one is refused, nothing written.
+    take = _take(tmp_path / "cut.take-1.wav", sel.duration.to_seconds())
+    with pytest.raises(UserError, match=r"scored\.edl: an EDL cannot carry the music"):
+        write_scored_timeline(tl, sel, [take], tmp_path / "scored.edl", metadata={})
+    assert not (tmp_path / "scored.edl").exists()
