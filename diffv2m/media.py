@@ -305,11 +305,13 @@ def _decoded(path, container, vs, start: float, origin: float) -> Iterator[tuple
 
 def iter_frames(path, *, fps=None, start: float = 0.0, end: float | None = None,
                 size: tuple[int, int] | None = None,
-                info: MediaInfo | None = None) -> Iterator[tuple[float, np.ndarray]]:
+                info: MediaInfo | None = None,
+                from_showing: bool = False) -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(t, frame)`` from ``[start, end)`` of ``path``'s first video stream.
 
     With ``fps=None``: every native frame whose time is in the range (``t`` = its
-    presentation time). With ``fps``: one frame per ``start + k/fps`` for
+    presentation time; with ``from_showing`` the first is the frame *showing* at ``start``,
+    which may begin before it). With ``fps``: one frame per ``start + k/fps`` for
     ``k = 0 .. ceil((end-start)*fps) - 1``, the frame *showing* at that time (the last frame
     whose time is <= it), and ``t`` = that sample time. ``size=(w, h)`` is the output size in
     display orientation (default: the display size). Frames are decoded one at a time.
@@ -325,11 +327,16 @@ def iter_frames(path, *, fps=None, start: float = 0.0, end: float | None = None,
         vs.thread_type = "AUTO"
         frames = _decoded(path, container, vs, start, info.start_time)
         if fps is None:
+            previous = None
             for t, frame in frames:
                 if t < start - EPS:
+                    previous = (t, frame)
                     continue
                 if t >= end - EPS:
                     break
+                if from_showing and previous is not None and t > start + EPS:
+                    yield previous[0], convert(previous[1])
+                previous = None
                 yield t, convert(frame)
             return
         yield from _sampled(path, frames, float(fps), start, end, convert)
@@ -590,7 +597,8 @@ def mux(video_path, audio_path, out_path, *, start: float = 0.0, end: float | No
 
             last_pts = -1
             for i, (t, frame) in enumerate(iter_frames(video_path, start=start, end=end,
-                                                        size=(dw, dh), info=info)):
+                                                        size=(dw, dh), info=info,
+                                                        from_showing=True)):
                 pts = max(last_pts + 1, 0 if i == 0 else int(round((t - start) / vtb)))
                 last_pts = pts
                 vf = av.VideoFrame.from_ndarray(frame, format="rgb24")

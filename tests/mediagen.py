@@ -102,14 +102,16 @@ def _frame_times(seconds: float, fps: Fraction, vfr: bool) -> list[float]:
 def make_video(path, *, seconds: float = 2.0, fps=Fraction(24), size=(160, 96),
                codec: str = "h264", cut_times=(), colours=None, with_audio: bool = False,
                vfr: bool = False, rotation: int = 0, audio_sr: int = 48000,
-               bpm: float = 120.0) -> GeneratedVideo:
+               bpm: float = 120.0, sar=Fraction(1)) -> GeneratedVideo:
     """Write an MP4 whose frames encode their index; return the ground truth.
 
     ``fps`` may be a Fraction (24000/1001, 30000/1001). ``size`` is the *display* size; with
     ``rotation`` (counter-clockwise degrees, FFmpeg's display-matrix convention, one of
     0/90/180/270) the coded picture is the display picture rotated back, so a 90° file of
     display size (96, 160) is coded as 160x96. ``vfr`` makes every other frame last twice as
-    long. ``with_audio`` adds an AAC stereo click track at ``bpm``.
+    long. ``with_audio`` adds an AAC stereo click track at ``bpm``. ``sar`` (sample aspect
+    ratio, e.g. 2 for pixels twice as wide as tall) stores the picture squeezed horizontally
+    to ``width / sar`` coded pixels, so a reader honouring it restores ``size``.
     """
     path = Path(path)
     fps = Fraction(fps).limit_denominator(100000)
@@ -117,8 +119,11 @@ def make_video(path, *, seconds: float = 2.0, fps=Fraction(24), size=(160, 96),
     cut_times = tuple(float(c) for c in cut_times)
     times = _frame_times(seconds, fps, vfr)
     k = (rotation // 90) % 4
+    sar = Fraction(sar)
     dw, dh = size
-    cw, ch = (dh, dw) if k % 2 else (dw, dh)
+    sw = int(round(dw / sar))            # stored width before rotation
+    cw, ch = (dh, sw) if k % 2 else (sw, dh)
+    cols = np.minimum((np.arange(sw) * dw / sw).astype(int), dw - 1)
 
     out = av.open(str(path), "w", format="mp4")
     try:
@@ -130,12 +135,16 @@ def make_video(path, *, seconds: float = 2.0, fps=Fraction(24), size=(160, 96),
         vs.codec_context.time_base = tb
         if k:
             vs.set_display_rotation(90 * k)
+        if sar != 1:
+            vs.codec_context.sample_aspect_ratio = sar
         aus = None
         if with_audio:
             aus = out.add_stream("aac", rate=audio_sr, layout="stereo")
         for i, t in enumerate(times):
             shot = int(np.searchsorted(np.asarray(cut_times), t, side="right"))
             img = draw_frame(i, size, colours[shot % len(colours)])
+            if sar != 1:
+                img = np.ascontiguousarray(img[:, cols])
             coded = np.ascontiguousarray(np.rot90(img, -k)) if k else img
             frame = av.VideoFrame.from_ndarray(coded, format="rgb24")
             frame.pts = round(Fraction(t).limit_denominator(10**6) / tb)
