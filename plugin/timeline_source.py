@@ -29,68 +29,9 @@ _EPS = 1e-6
 
 
 def _iter_frames(path, *, fps, start, end, size):
-    """``diffv2m.media.iter_frames`` (looked up at call time).
-
-    Until ``diffv2m.media`` exists in a checkout, a minimal PyAV decoder with the same
-    contract stands in (:func:`_pyav_iter_frames`).
-    """
-    try:
-        from diffv2m import media
-    except ImportError:
-        return _pyav_iter_frames(path, fps=fps, start=start, end=end, size=size)
+    """``diffv2m.media.iter_frames`` (looked up at call time, so it can be replaced in tests)."""
+    from diffv2m import media
     return media.iter_frames(path, fps=fps, start=start, end=end, size=size)
-
-
-def _pyav_iter_frames(path, *, fps=None, start=0.0, end=None, size=None):
-    """Stand-in for ``diffv2m.media.iter_frames``: the frame showing at ``start + k/fps``."""
-    import av
-
-    try:
-        container = av.open(str(path))
-    except Exception as exc:
-        raise UserError(f"{path}: cannot open: {exc}") from None
-    with container:
-        if not container.streams.video:
-            raise UserError(f"{path}: no video stream")
-        stream = container.streams.video[0]
-        tb = float(stream.time_base)
-        if start > 0:
-            container.seek(int(start / tb), stream=stream, backward=True)
-        kw = {"format": "rgb24"}
-        if size is not None:
-            kw.update(width=int(size[0]), height=int(size[1]))
-        k = 0
-        prev = None  # (pts seconds, frame)
-        for frame in container.decode(stream):
-            t = float(frame.pts * tb) if frame.pts is not None else float(frame.time or 0.0)
-            if fps is None:
-                if t + _EPS < start:
-                    continue
-                if end is not None and t >= end - _EPS:
-                    return
-                yield t, frame.reformat(**kw).to_ndarray()
-                continue
-            while True:
-                target = start + k / fps
-                if end is not None and target >= end - _EPS:
-                    return
-                if t <= target + _EPS:
-                    break  # this frame may still be the one showing at target
-                if prev is None:
-                    break
-                yield target, prev[1]
-                k += 1
-            prev = (t, frame.reformat(**kw).to_ndarray())
-        if prev is None:
-            return
-        rate = float(stream.average_rate or stream.guessed_rate or 25)
-        last_end = prev[0] + 1.0 / rate  # the last frame shows for one frame duration
-        while True:
-            target = start + k / fps
-            if target >= last_end - _EPS or (end is not None and target >= end - _EPS):
-                return
-            yield target, prev[1]
-            k += 1
 
 
 class TimelineFrameSource:
