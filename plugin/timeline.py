@@ -461,10 +461,11 @@ class _Resolver:
         children = list(track)
         # Layout: (layout_start, effective_start, effective_end, child) for non-transitions.
         laid = []
+        ranges = track.range_of_all_children() if children else {}
         for i, child in enumerate(children):
             if isinstance(child, otio.schema.Transition):
                 continue
-            r = track.range_of_child_at_index(i)
+            r = ranges[child]
             laid.append([r.start_time, r.start_time, r.end_time_exclusive(), child, i])
         pos = {entry[4]: k for k, entry in enumerate(laid)}
         for i, child in enumerate(children):
