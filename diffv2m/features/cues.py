@@ -76,7 +76,7 @@ def frame_differences(frames: np.ndarray) -> np.ndarray:
 
 def motion_energy(frames: np.ndarray) -> np.ndarray:
     """Mean absolute grey change of each frame to the one before (``[N]``, first is 0), 0..1."""
-    th = thumbnails(frames)
+    th = thumbnails(shrink_to(np.asarray(frames), ANALYSIS_SIDE))
     m = np.zeros(len(th), np.float32)
     if len(th) > 1:
         m[1:] = np.abs(th[1:] - th[:-1]).mean(axis=(1, 2))
