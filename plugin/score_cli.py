@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cfg", type=float, default=3.0)
     p.add_argument("--sampler", default="dpmpp-2m")
     p.add_argument("--style", type=int, default=1, choices=(0, 1, 2))
+    p.add_argument("--rate", type=float, default=None,
+                   help="frame rate for formats that do not carry one (EDL), e.g. 23.976")
     p.add_argument("--media-root", help="relink: look for missing media by name under this folder")
     p.add_argument("--onnx-dir", help="exported graphs (default: the embedded model's)")
     p.add_argument("--take-dir", help="where to write the take WAVs (default: beside the output)")
@@ -66,7 +68,7 @@ def main(argv: list[str]) -> int:
         raise UserError(f"--takes {args.takes}: must be at least 1")
     backend = load_backend(args.onnx_dir, threads=args.threads)
     session = ScoringSession(src, backend, media_root=args.media_root,
-                             take_dir=args.take_dir or out.parent)
+                             take_dir=args.take_dir or out.parent, rate=args.rate)
     if session.is_video:
         if args.range:
             a, b = parse_range(args.range, session.rate)

@@ -46,7 +46,7 @@ class ScoringSession:
     def __init__(self, path: str | os.PathLike, backend: Backend, *,
                  media_root: str | os.PathLike | None = None,
                  cache_dir: str | os.PathLike | None = None,
-                 take_dir: str | os.PathLike | None = None):
+                 take_dir: str | os.PathLike | None = None, rate: float | None = None):
         self.path = Path(path)
         if not self.path.exists():
             raise UserError(f"{self.path}: no such file")
@@ -66,7 +66,7 @@ class ScoringSession:
             self.select_seconds(0.0, self.info.duration)
         else:
             from .timeline import load_timeline
-            self.timeline = load_timeline(self.path)
+            self.timeline = load_timeline(self.path, rate=rate)
 
     # -- selection -------------------------------------------------------------------------
     @property
@@ -180,7 +180,8 @@ class ScoringSession:
         meta = {**first.metadata(), **self.provenance(*self.selection_seconds),
                 "takes": [t.take.metadata() for t in takes]}
         write_scored_timeline(timeline, sel, [t.path for t in takes], out_path, metadata=meta,
-                              takes_as=takes_as, sample_rate=first.sample_rate)
+                              takes_as=takes_as, sample_rate=first.sample_rate,
+                              input_path=None if self.is_video else self.path)
         return out_path
 
     def export_preview(self, record: TakeRecord, out_mp4: str | os.PathLike) -> Path:
