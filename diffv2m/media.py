@@ -88,9 +88,33 @@ def _open(path) -> av.container.InputContainer:
     if p.stat().st_size == 0:
         raise _err(path, "empty file (zero bytes)")
     try:
-        return av.open(str(p), "r")
+        container = av.open(str(p), "r")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise _err(path, f"not a readable media file ({_reason(exc)})") from None
+    try:
+        _check_complete(path, container, p.stat().st_size)
+    except BaseException:
+        container.close()
+        raise
+    return container
+
+
+def _check_complete(path, container, file_size: int) -> None:
+    """Raise if the container's index points past the end of the file (a truncated MP4
+    whose header survived) or a stream lost its codec parameters."""
+    for stream in container.streams:
+        if stream.type in ("video", "audio") and stream.codec_context is None:
+            raise _err(path, f"damaged file (stream {stream.index} has no codec parameters)")
+        try:
+            entries = stream.index_entries
+            n = len(entries)
+            tail = [entries[i] for i in range(max(0, n - 16), n)]
+        except (AttributeError, av.error.FFmpegError):
+            continue
+        data_end = max((e.pos + e.size for e in tail if e.pos >= 0), default=0)
+        if data_end > file_size:
+            raise _err(path, f"truncated file (media data runs to byte {data_end}, "
+                             f"the file has {file_size})")
 
 
 def _reason(exc: BaseException) -> str:
@@ -526,6 +550,8 @@ def read_audio_metadata(path) -> dict:
     """The metadata dict ``write_audio`` stored; ``{}`` if none, ``{"comment": text}`` if the
     comment is not JSON."""
     with _open(path) as container:
+        if not (container.streams.audio or container.streams.video):
+            raise _err(path, "no audio or video stream")
         tags = {k.lower(): v for k, v in container.metadata.items()}
         for st in container.streams:
             for k, v in st.metadata.items():

@@ -102,7 +102,7 @@ def _frame_times(seconds: float, fps: Fraction, vfr: bool) -> list[float]:
 def make_video(path, *, seconds: float = 2.0, fps=Fraction(24), size=(160, 96),
                codec: str = "h264", cut_times=(), colours=None, with_audio: bool = False,
                vfr: bool = False, rotation: int = 0, audio_sr: int = 48000,
-               bpm: float = 120.0, sar=Fraction(1)) -> GeneratedVideo:
+               bpm: float = 120.0, sar=Fraction(1), faststart: bool = False) -> GeneratedVideo:
     """Write an MP4 whose frames encode their index; return the ground truth.
 
     ``fps`` may be a Fraction (24000/1001, 30000/1001). ``size`` is the *display* size; with
@@ -112,6 +112,7 @@ def make_video(path, *, seconds: float = 2.0, fps=Fraction(24), size=(160, 96),
     long. ``with_audio`` adds an AAC stereo click track at ``bpm``. ``sar`` (sample aspect
     ratio, e.g. 2 for pixels twice as wide as tall) stores the picture squeezed horizontally
     to ``width / sar`` coded pixels, so a reader honouring it restores ``size``.
+    ``faststart`` puts the index (moov) before the media data, as streaming files do.
     """
     path = Path(path)
     fps = Fraction(fps).limit_denominator(100000)
@@ -125,7 +126,8 @@ def make_video(path, *, seconds: float = 2.0, fps=Fraction(24), size=(160, 96),
     cw, ch = (dh, sw) if k % 2 else (sw, dh)
     cols = np.minimum((np.arange(sw) * dw / sw).astype(int), dw - 1)
 
-    out = av.open(str(path), "w", format="mp4")
+    options = {"movflags": "+faststart"} if faststart else {}
+    out = av.open(str(path), "w", format="mp4", options=options)
     try:
         vs = out.add_stream("libx264" if codec == "h264" else codec, rate=fps)
         vs.width, vs.height, vs.pix_fmt = cw, ch, "yuv420p"
@@ -168,6 +170,16 @@ def make_video(path, *, seconds: float = 2.0, fps=Fraction(24), size=(160, 96),
     return GeneratedVideo(path=path, frame_times=times, duration=last, fps=fps,
                           display_size=(dw, dh), coded_size=(cw, ch), rotation=90 * k,
                           cut_times=cut_times, colours=colours)
+
+
+def make_empty_video(path, *, size=(64, 48)) -> Path:
+    """An MP4 with an H.264 video stream that holds no frames (a zero-length clip)."""
+    path = Path(path)
+    with av.open(str(path), "w", format="mp4") as out:
+        vs = out.add_stream("libx264", rate=24)
+        vs.width, vs.height, vs.pix_fmt = size[0], size[1], "yuv420p"
+        out.start_encoding()             # write the header although no frame follows
+    return path
 
 
 def make_click_track(path=None, *, bpm: float = 120.0, seconds: float = 4.0, sr: int = 22050,

@@ -284,7 +284,14 @@ def _bad_files(d, good):
     empty.write_bytes(b"")
     truncated = d / "truncated.mp4"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    return {"missing": d / "missing.mp4", "text": text, "empty": empty, "truncated": truncated}
+    # Index first: the header survives the cut, so only the index betrays the missing data.
+    fast = mediagen.make_video(d / "fast.mp4", seconds=1, fps=24, faststart=True).path
+    cut = d / "truncated_faststart.mp4"
+    cut.write_bytes(fast.read_bytes()[: fast.stat().st_size * 3 // 4])
+    fast.unlink()
+    return {"missing": d / "missing.mp4", "text": text, "empty": empty, "truncated": truncated,
+            "truncated_faststart": cut,
+            "no_frames": mediagen.make_empty_video(d / "no_frames.mp4")}
 
 
 def _assert_user_error(exc_info, path):
@@ -292,7 +299,8 @@ def _assert_user_error(exc_info, path):
     assert msg.startswith(f"{path}: ") and "\n" not in msg and len(msg) > len(str(path)) + 4
 
 
-@pytest.mark.parametrize("kind", ["missing", "text", "empty", "truncated"])
+@pytest.mark.parametrize("kind", ["missing", "text", "empty", "truncated",
+                                  "truncated_faststart", "no_frames"])
 def test_bad_files_raise_user_error(videos, tmp_path, kind):
     path = _bad_files(tmp_path, videos["h264_23976"].path)[kind]
     calls = [lambda: media.probe(path), lambda: media.decode_frames(path, fps=1),
