@@ -168,7 +168,7 @@ def _rotation_of(stream, frame) -> int:
         except (AttributeError, av.error.FFmpegError):
             deg = None
     if not deg:
-        tag = stream.metadata.get("rotate")
+        tag = {k.lower(): v for k, v in stream.metadata.items()}.get("rotate")
         if tag:
             try:
                 deg = -float(tag)

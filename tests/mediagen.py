@@ -102,7 +102,8 @@ def _frame_times(seconds: float, fps: Fraction, vfr: bool) -> list[float]:
 def make_video(path, *, seconds: float = 2.0, fps=Fraction(24), size=(160, 96),
                codec: str = "h264", cut_times=(), colours=None, with_audio: bool = False,
                vfr: bool = False, rotation: int = 0, audio_sr: int = 48000,
-               bpm: float = 120.0, sar=Fraction(1), faststart: bool = False) -> GeneratedVideo:
+               bpm: float = 120.0, sar=Fraction(1), faststart: bool = False,
+               rotate_tag: int | None = None) -> GeneratedVideo:
     """Write an MP4 whose frames encode their index; return the ground truth.
 
     ``fps`` may be a Fraction (24000/1001, 30000/1001). ``size`` is the *display* size; with
@@ -113,13 +114,16 @@ def make_video(path, *, seconds: float = 2.0, fps=Fraction(24), size=(160, 96),
     ratio, e.g. 2 for pixels twice as wide as tall) stores the picture squeezed horizontally
     to ``width / sar`` coded pixels, so a reader honouring it restores ``size``.
     ``faststart`` puts the index (moov) before the media data, as streaming files do.
+    ``rotate_tag`` writes the legacy ``rotate`` stream tag (degrees *clockwise*) instead of a
+    display matrix; FFmpeg 8's MP4 muxer drops that tag, so use it with a ``.mkv`` path
+    (the container follows the suffix: .mkv is Matroska, anything else MP4).
     """
     path = Path(path)
     fps = Fraction(fps).limit_denominator(100000)
     colours = [tuple(c) for c in (colours or DEFAULT_COLOURS)]
     cut_times = tuple(float(c) for c in cut_times)
     times = _frame_times(seconds, fps, vfr)
-    k = (rotation // 90) % 4
+    k = ((-rotate_tag if rotate_tag is not None else rotation) // 90) % 4
     sar = Fraction(sar)
     dw, dh = size
     sw = int(round(dw / sar))            # stored width before rotation
@@ -127,7 +131,8 @@ def make_video(path, *, seconds: float = 2.0, fps=Fraction(24), size=(160, 96),
     cols = np.minimum((np.arange(sw) * dw / sw).astype(int), dw - 1)
 
     options = {"movflags": "+faststart"} if faststart else {}
-    out = av.open(str(path), "w", format="mp4", options=options)
+    fmt = "matroska" if path.suffix.lower() == ".mkv" else "mp4"
+    out = av.open(str(path), "w", format=fmt, options=options)
     try:
         vs = out.add_stream("libx264" if codec == "h264" else codec, rate=fps)
         vs.width, vs.height, vs.pix_fmt = cw, ch, "yuv420p"
@@ -135,7 +140,9 @@ def make_video(path, *, seconds: float = 2.0, fps=Fraction(24), size=(160, 96),
             vs.codec_context.options = {"preset": "veryfast"}
         tb = _VFR_TIME_BASE if vfr else 1 / fps
         vs.codec_context.time_base = tb
-        if k:
+        if rotate_tag is not None:
+            vs.metadata["rotate"] = str(rotate_tag)
+        elif k:
             vs.set_display_rotation(90 * k)
         if sar != 1:
             vs.codec_context.sample_aspect_ratio = sar

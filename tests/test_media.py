@@ -153,6 +153,17 @@ def test_rotated_frames_come_out_upright(videos, name):
     assert small.shape == (4, 80, 48, 3) and indices(small) == indices(frames)
 
 
+def test_legacy_rotate_tag_is_honoured(tmp_path):
+    # The old 'rotate' tag counts clockwise; FFmpeg 8 only keeps it in Matroska.
+    g = mediagen.make_video(tmp_path / "tagged.mkv", seconds=0.5, fps=24, size=(96, 160),
+                            rotate_tag=90)
+    info = media.probe(g.path)
+    assert info.rotation == 270 and (info.display_width, info.display_height) == (96, 160)
+    times, frames = media.decode_frames(g.path, fps=8)
+    assert frames.shape[1:] == (160, 96, 3)
+    assert indices(frames) == [g.index_at(t) for t in times]
+
+
 def test_non_square_pixels_are_restored(videos):
     g = videos["sar2"]
     times, frames = media.decode_frames(g.path, start=0.5, end=0.6)
