@@ -45,11 +45,12 @@ class LayerNorm(nn.Module):
     def __init__(self, dim: int, eps: float = 1e-5):
         super().__init__()
         self.eps = eps
+        self.shape = (dim,)
         self.gamma = nn.Parameter(torch.ones(dim))
         self.register_buffer("beta", torch.zeros(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.layer_norm(x, x.shape[-1:], self.gamma, self.beta, self.eps)
+        return F.layer_norm(x, self.shape, self.gamma, self.beta, self.eps)
 
 
 class RotaryEmbedding(nn.Module):
