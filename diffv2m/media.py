@@ -402,7 +402,7 @@ def decode_frames(path, *, fps=None, start: float = 0.0, end: float | None = Non
         times.append(t)
         frames.append(frame)
     if not frames:
-        raise _err(path, f"no video frames between {start:.3f}s and {end}s")
+        raise _err(path, f"no video frames in the range starting at {start:.3f}s")
     return np.asarray(times, np.float64), np.stack(frames)
 
 
