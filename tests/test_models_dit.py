@@ -281,3 +281,33 @@ def test_semantic_cnn_shape():
     cnn = SemanticCNN(width=4, out_dim=12)
     y = cnn(torch.randn(3, 3, 64, 64))
     assert y.shape == (3, 12)
+
+
+def test_dit_exports_to_onnx_with_per_sample_switch(tmp_path):
+    """FiLM_choose uses torch.where on t: one exported graph handles t on both sides of the
+    threshold in one batch (TorchScript exporter, fast; the dynamo path is export's job)."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    import warnings
+    cfg = tiny_config(global_cond_type="prepend", fusion="FiLM_choose")
+    m = randomise(DiT(cfg))
+    inp = inputs(cfg)
+    names = ["x", "t", "semantic", "rhythm", "colour", "cls", "seconds_start", "seconds_total"]
+    args = tuple(torch.tensor([0.9, 0.1]) if n == "t" else inp[n] for n in names)
+    dyn = {n: {0: "B"} for n in names} | {"x": {0: "B", 2: "L"}, "v": {0: "B", 2: "L"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(m, args, str(tmp_path / "dit.onnx"), opset_version=17, dynamo=False,
+                          input_names=names, output_names=["v"], dynamic_axes=dyn)
+    sess = ort.InferenceSession(str(tmp_path / "dit.onnx"), providers=["CPUExecutionProvider"])
+    feed = {i.name: dict(zip(names, args))[i.name].numpy() for i in sess.get_inputs()}
+    with torch.no_grad():
+        ref = m(*args).numpy()
+    out = sess.run(None, feed)[0]
+    assert abs(out - ref).max() < 1e-4
+    # swap the two samples' t: the graph switches branch per sample at run time
+    feed["t"] = feed["t"][::-1].copy()
+    with torch.no_grad():
+        ref2 = m(*[torch.from_numpy(feed[n]) if n == "t" else a
+                   for n, a in zip(names, args)]).numpy()
+    assert abs(sess.run(None, feed)[0] - ref2).max() < 1e-4

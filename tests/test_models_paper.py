@@ -51,7 +51,7 @@ def test_paper_builds_on_meta_with_published_counts(paper):
              PUB_SEMANTIC - UNUSED["semantic"]),
         "colour conditioner": (count_parameters(c["color"]), PUB_COLOUR - UNUSED["color"]),
         "rhythm conditioner": (count_parameters(c["rhythm"]), PUB_RHYTHM - UNUSED["rhythm"]),
-        "class": (count_parameters(c["class"]), 2_304),
+        "class": (count_parameters(c["cls"]), 2_304),
         "seconds_start": (count_parameters(c["seconds_start"]), 198_272),
         "seconds_total": (count_parameters(c["seconds_total"]), 198_272),
     }
@@ -70,7 +70,7 @@ def _ours_to_published(name: str) -> str | None:
         return "conditioner.conditioners.semantic.extractor." + name[3:]
     name = name[len("dit."):]
     if name.startswith("conditioner."):
-        return name
+        return name.replace("conditioner.conditioners.cls.", "conditioner.conditioners.class.")
     name = re.sub(r"^(transformer\.layers\.\d+\.)fusion\.", r"\1", name)
     return "model.model." + name
 

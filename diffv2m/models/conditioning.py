@@ -18,7 +18,8 @@ and rhythm contexts (published: 30 + 2 tokens).
 
 Module names follow the published state dict (``conditioners.semantic.proj_out2``,
 ``conditioners.rhythm.proj_out1/2``, ``conditioners.color.proj_out1/2``,
-``conditioners.class.int_embedder``, ``conditioners.seconds_*.embedder.embedding.{0,1}``);
+``conditioners.cls.int_embedder`` (published ``class``: a Python keyword breaks torch.export /
+FX code generation), ``conditioners.seconds_*.embedder.embedding.{0,1}``);
 the published base-class ``proj_out`` tensors, never used in its forward, are not created.
 """
 from __future__ import annotations
@@ -138,7 +139,7 @@ class Conditioner(nn.Module):
             "semantic": SemanticConditioner(config.semantic_dim, C),
             "rhythm": MLPConditioner(1, d.rhythm_hidden, C),
             "color": MLPConditioner(config.colour_dim, d.colour_hidden, C),
-            "class": ClassConditioner(d.num_classes, C),
+            "cls": ClassConditioner(d.num_classes, C),   # published key "class"
             "seconds_start": NumberConditioner(C, 0.0, float(d.max_seconds)),
             "seconds_total": NumberConditioner(C, 0.0, float(d.max_seconds)),
         })
@@ -171,7 +172,7 @@ class Conditioner(nn.Module):
             ctx_sem = ctx_sem + pos
             ctx_rhy = ctx_rhy + pos[:, : ctx_rhy.shape[1]]
             ctx_col = ctx_col + pos[:, : ctx_col.shape[1]]
-        e_cls = c["class"](cls)
+        e_cls = c["cls"](cls)
         e_start = c["seconds_start"](seconds_start)
         e_total = c["seconds_total"](seconds_total)
         if self.seconds_tokens:
