@@ -1,0 +1,216 @@
+"""Generation controls: backend in use, seed (+ dice), steps, guidance, style, sampler,
+Generate / New seed / Cancel, and the progress of the running job.
+
+:class:`GenerateControls` holds no logic of its own: :meth:`settings` builds a
+:class:`diffv2m.synthesis.Settings` from the widgets and the buttons emit signals that the
+panel turns into :class:`~diffv2m.plugin.session.ScoringSession` calls.
+"""
+from __future__ import annotations
+
+import math
+import random
+
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout,
+                               QLabel, QProgressBar, QPushButton, QSpinBox, QToolButton,
+                               QVBoxLayout, QWidget)
+
+from diffv2m.synthesis import Settings
+
+STYLES = ("calm", "moderate", "energetic")          # the class token 0..2
+SAMPLERS = ("dpmpp-2m", "euler", "ddim")            # diffv2m.diffusion.SAMPLERS
+MAX_SEED = 2**31 - 1
+
+
+def backend_kind(name: str) -> str:
+    """A short human name for a backend's ``name`` (TensorRT / CUDA / CPU / other)."""
+    low = (name or "").lower()
+    if "tensorrt" in low or "trt" in low:
+        return "TensorRT"
+    if "cuda" in low:
+        return "CUDA"
+    if "cpu" in low:
+        return "CPU"
+    return name or "unknown"
+
+
+class GenerateControls(QWidget):
+    """The settings and buttons of a generation, and a progress read-out."""
+
+    generateClicked = Signal()
+    newSeedClicked = Signal()
+    cancelClicked = Signal()
+    settingsChanged = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.backend_label = QLabel("Backend: (loading…)")
+        self.backend_label.setObjectName("backendLabel")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, MAX_SEED)
+        self.seed.setToolTip("Random seed: the same seed and settings give the same take")
+        self.dice = QToolButton()
+        self.dice.setText("Random")
+        self.dice.setToolTip("Random seed")
+        self.dice.clicked.connect(self.randomise_seed)
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 1000)
+        self.steps.setValue(25)
+        self.steps.setToolTip("Sampler steps: more is slower and usually cleaner")
+        self.cfg = QDoubleSpinBox()
+        self.cfg.setRange(1.0, 15.0)
+        self.cfg.setSingleStep(0.5)
+        self.cfg.setDecimals(2)
+        self.cfg.setValue(3.0)
+        self.cfg.setToolTip("Guidance (classifier-free guidance scale): how strongly the music "
+                            "follows the picture")
+        self.style = QComboBox()
+        for i, s in enumerate(STYLES):
+            self.style.addItem(f"{i} · {s}", i)
+        self.style.setCurrentIndex(1)
+        self.sampler = QComboBox()
+        for s in SAMPLERS:
+            self.sampler.addItem(s, s)
+
+        seed_row = QHBoxLayout()
+        seed_row.setContentsMargins(0, 0, 0, 0)
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.dice)
+        seed_box = QWidget()
+        seed_box.setLayout(seed_row)
+
+        form = QGridLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        pairs = [("Seed", seed_box), ("Steps", self.steps), ("Guidance", self.cfg),
+                 ("Style", self.style), ("Sampler", self.sampler)]
+        for k, (label, w) in enumerate(pairs):
+            form.addWidget(QLabel(label), k // 3, 2 * (k % 3))
+            form.addWidget(w, k // 3, 2 * (k % 3) + 1)
+
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.setDefault(True)
+        self.generate_button.setToolTip("Make a take for the selection with these settings")
+        self.new_seed_button = QPushButton("New seed")
+        self.new_seed_button.setToolTip("Next seed and generate (the video's features are reused)")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.generate_button.clicked.connect(self.generateClicked)
+        self.new_seed_button.clicked.connect(self.newSeedClicked)
+        self.cancel_button.clicked.connect(self.cancelClicked)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.generate_button)
+        buttons.addWidget(self.new_seed_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.backend_label)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("idle")
+        self.eta_label = QLabel("")
+
+        prog = QHBoxLayout()
+        prog.addWidget(self.progress, 1)
+        prog.addWidget(self.eta_label)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(form)
+        lay.addLayout(buttons)
+        lay.addLayout(prog)
+
+        for sig in (self.seed.valueChanged, self.steps.valueChanged, self.cfg.valueChanged,
+                    self.style.currentIndexChanged, self.sampler.currentIndexChanged):
+            sig.connect(lambda *_: self.settingsChanged.emit())
+        self.set_ready(False)
+
+    # -- values -----------------------------------------------------------------------------
+    def settings(self) -> Settings:
+        return Settings(seed=self.seed.value(), steps=self.steps.value(),
+                        cfg_scale=float(self.cfg.value()), sampler=self.sampler.currentData(),
+                        cls=int(self.style.currentData()))
+
+    def set_settings(self, s: Settings) -> None:
+        self.seed.setValue(int(s.seed))
+        self.steps.setValue(int(s.steps))
+        self.cfg.setValue(float(s.cfg_scale))
+        i = self.style.findData(int(s.cls))
+        self.style.setCurrentIndex(i if i >= 0 else 1)
+        j = self.sampler.findData(s.sampler)
+        self.sampler.setCurrentIndex(j if j >= 0 else 0)
+
+    def next_seed(self) -> int:
+        """Advance the seed by one (wrapping) and return it."""
+        self.seed.setValue((self.seed.value() + 1) % (MAX_SEED + 1))
+        return self.seed.value()
+
+    def randomise_seed(self) -> int:
+        self.seed.setValue(random.randrange(0, MAX_SEED))
+        return self.seed.value()
+
+    def set_backend(self, name: str | None, error: str | None = None) -> None:
+        if error:
+            self.backend_label.setText("Backend: not available")
+            self.backend_label.setToolTip(error)
+        elif name is None:
+            self.backend_label.setText("Backend: (loading…)")
+        else:
+            self.backend_label.setText(f"Backend: {backend_kind(name)}")
+            self.backend_label.setToolTip(name)
+
+    # -- state ------------------------------------------------------------------------------
+    def set_ready(self, ready: bool) -> None:
+        """Whether Generate can run (a backend and a selection are there, nothing is running)."""
+        self.generate_button.setEnabled(ready)
+        self.new_seed_button.setEnabled(ready)
+
+    def set_busy(self, busy: bool) -> None:
+        self.cancel_button.setEnabled(busy)
+        for w in (self.seed, self.dice, self.steps, self.cfg, self.style, self.sampler):
+            w.setEnabled(not busy)
+        if busy:
+            self.set_ready(False)
+            self.progress.setRange(0, 0)
+            self.progress.setFormat("starting…")
+            self.eta_label.setText("")
+
+    def show_progress(self, stage: str, done: int, total: int, seconds_left: float) -> None:
+        total = max(int(total), 1)
+        self.progress.setRange(0, total)
+        self.progress.setValue(max(0, min(int(done), total)))
+        self.progress.setFormat(f"{stage} {done}/{total}")
+        self.eta_label.setText("" if seconds_left < 0 else f"about {_duration(seconds_left)} left")
+
+    def show_idle(self, text: str = "idle") -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat(text)
+        self.eta_label.setText("")
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, qs: QSettings) -> None:
+        s = self.settings()
+        qs.setValue("generate/seed", s.seed)
+        qs.setValue("generate/steps", s.steps)
+        qs.setValue("generate/cfg", s.cfg_scale)
+        qs.setValue("generate/style", s.cls)
+        qs.setValue("generate/sampler", s.sampler)
+
+    def restore(self, qs: QSettings) -> None:
+        d = Settings()
+        try:
+            self.set_settings(Settings(
+                seed=int(qs.value("generate/seed", d.seed)),
+                steps=int(qs.value("generate/steps", d.steps)),
+                cfg_scale=float(qs.value("generate/cfg", d.cfg_scale)),
+                sampler=str(qs.value("generate/sampler", d.sampler)),
+                cls=int(qs.value("generate/style", d.cls))))
+        except (TypeError, ValueError):
+            self.set_settings(d)
+
+
+def _duration(s: float) -> str:
+    s = int(math.ceil(s))
+    return f"{s // 60}:{s % 60:02d} min" if s >= 60 else f"{s} s"
