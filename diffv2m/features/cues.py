@@ -8,6 +8,10 @@ they are cheap and insensitive to resolution, compression noise and film grain.
   same colour distribution, 1 for disjoint ones.  Soft bins keep a flat area that jitters
   across a bin edge from looking like a cut; histograms ignore where things are, so camera
   or object motion inside a shot barely moves the measure, while a cut to another shot does.
+  The score is the smaller of that global distance and the median distance over a 4x4 grid
+  of blocks: a cut changes most of the picture, so a flash, a sign or an object that
+  changes one corner (large global change, small median) is not taken for a cut, and
+  fast motion that stirs every block (large median, small global change) is not either.
 * Cuts: a difference is a cut when it is a local maximum, above an absolute floor, and far
   above its neighbourhood (local median + ``z`` robust standard deviations from the median
   absolute deviation over about a second), with a minimum gap between cuts.  The adaptive
@@ -28,32 +32,58 @@ from .image import resize, shrink_to, to_grey
 
 ANALYSIS_SIDE = 64
 HIST_BINS = 16
+BLOCK_GRID = 4
 THUMB_SIDE = 32
 
 
 # ----------------------------------------------------------------------------- histograms
-def channel_histograms(frames: np.ndarray, bins: int = HIST_BINS) -> np.ndarray:
-    """``[N,H,W,3]`` frames (0..255) -> ``[N,3,bins]`` soft-binned histograms, each summing to 1."""
-    a = np.asarray(frames)
-    if a.ndim == 3:
-        a = a[None]
-    n = a.shape[0]
-    x = shrink_to(a, ANALYSIS_SIDE).reshape(n, -1, 3)
+def _soft_histograms(x: np.ndarray, bins: int) -> np.ndarray:
+    """``[M, P, 3]`` pixel groups (0..255) -> ``[M, 3, bins]`` soft histograms summing to 1."""
+    m = x.shape[0]
     pos = np.clip(x / 255.0 * bins - 0.5, 0.0, bins - 1)        # bin centres at k + 0.5
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, bins - 1)
     frac = (pos - lo).astype(np.float64)
-    offset = (np.arange(n)[:, None, None] * 3 + np.arange(3)[None, None, :]) * bins
-    size = n * 3 * bins
+    offset = (np.arange(m)[:, None, None] * 3 + np.arange(3)[None, None, :]) * bins
+    size = m * 3 * bins
     h = (np.bincount((lo + offset).ravel(), (1.0 - frac).ravel(), minlength=size)
          + np.bincount((hi + offset).ravel(), frac.ravel(), minlength=size))
-    h = h.reshape(n, 3, bins)
+    h = h.reshape(m, 3, bins)
     return (h / np.maximum(h.sum(axis=-1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def _small(frames: np.ndarray) -> np.ndarray:
+    a = np.asarray(frames)
+    return shrink_to(a[None] if a.ndim == 3 else a, ANALYSIS_SIDE)
+
+
+def channel_histograms(frames: np.ndarray, bins: int = HIST_BINS) -> np.ndarray:
+    """``[N,H,W,3]`` frames (0..255) -> ``[N,3,bins]`` soft-binned histograms, each summing to 1."""
+    x = _small(frames)
+    return _soft_histograms(x.reshape(x.shape[0], -1, 3), bins)
+
+
+def block_histograms(frames: np.ndarray, grid: int = BLOCK_GRID,
+                     bins: int = HIST_BINS) -> np.ndarray:
+    """``[N,H,W,3]`` -> ``[N, grid*grid, 3, bins]``: the histograms of a grid of picture blocks."""
+    x = _small(frames)
+    n, h, w, _ = x.shape
+    bh, bw = max(h // grid, 1), max(w // grid, 1)
+    gh, gw = min(grid, h), min(grid, w)
+    x = x[:, : gh * bh, : gw * bw].reshape(n, gh, bh, gw, bw, 3).transpose(0, 1, 3, 2, 4, 5)
+    return _soft_histograms(x.reshape(n * gh * gw, bh * bw, 3), bins).reshape(n, gh * gw, 3, bins)
 
 
 def histogram_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Half L1 distance between ``[..., 3, bins]`` histograms, averaged over channels (0..1)."""
     return (0.5 * np.abs(np.asarray(a) - np.asarray(b)).sum(axis=-1)).mean(axis=-1)
+
+
+def cut_score(hist_a, blocks_a, hist_b, blocks_b) -> np.ndarray:
+    """How much looks like a cut between two frames: min(global, median block) distance."""
+    glob = histogram_distance(hist_a, hist_b)
+    local = np.median(histogram_distance(blocks_a, blocks_b), axis=-1)
+    return np.minimum(glob, local)
 
 
 def thumbnails(frames: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
@@ -66,17 +96,18 @@ def thumbnails(frames: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- per frame
 def frame_differences(frames: np.ndarray) -> np.ndarray:
-    """Histogram difference of each frame to the one before (``[N]``, first is 0), in [0, 1]."""
-    h = channel_histograms(frames)
+    """:func:`cut_score` of each frame against the one before (``[N]``, first is 0), 0..1."""
+    small = _small(frames)
+    h, b = channel_histograms(small), block_histograms(small)
     d = np.zeros(len(h), np.float32)
     if len(h) > 1:
-        d[1:] = histogram_distance(h[1:], h[:-1])
+        d[1:] = cut_score(h[1:], b[1:], h[:-1], b[:-1])
     return d
 
 
 def motion_energy(frames: np.ndarray) -> np.ndarray:
     """Mean absolute grey change of each frame to the one before (``[N]``, first is 0), 0..1."""
-    th = thumbnails(shrink_to(np.asarray(frames), ANALYSIS_SIDE))
+    th = thumbnails(_small(frames))
     m = np.zeros(len(th), np.float32)
     if len(th) > 1:
         m[1:] = np.abs(th[1:] - th[:-1]).mean(axis=(1, 2))
@@ -86,7 +117,7 @@ def motion_energy(frames: np.ndarray) -> np.ndarray:
 class FrameAnalyser:
     """Streaming form of :func:`frame_differences` and :func:`motion_energy`.
 
-    ``push(t, frame)`` one frame at a time; only the previous frame's histogram and thumbnail
+    ``push(t, frame)`` one frame at a time; only the previous frame's histograms and thumbnail
     are kept, so memory does not grow with the video (only three floats per frame).
     """
 
@@ -94,21 +125,20 @@ class FrameAnalyser:
         self._times: list[float] = []
         self._diff: list[float] = []
         self._motion: list[float] = []
-        self._prev_hist: np.ndarray | None = None
-        self._prev_thumb: np.ndarray | None = None
+        self._prev: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def push(self, t: float, frame: np.ndarray) -> None:
-        small = shrink_to(np.asarray(frame)[None], ANALYSIS_SIDE)
-        hist = channel_histograms(small)[0]
-        thumb = thumbnails(small)[0]
-        if self._prev_hist is None:
+        small = _small(frame)
+        cur = (channel_histograms(small)[0], block_histograms(small)[0], thumbnails(small)[0])
+        if self._prev is None:
             self._diff.append(0.0)
             self._motion.append(0.0)
         else:
-            self._diff.append(float(histogram_distance(hist, self._prev_hist)))
-            self._motion.append(float(np.abs(thumb - self._prev_thumb).mean()))
+            hist, blocks, thumb = self._prev
+            self._diff.append(float(cut_score(cur[0], cur[1], hist, blocks)))
+            self._motion.append(float(np.abs(cur[2] - thumb).mean()))
         self._times.append(float(t))
-        self._prev_hist, self._prev_thumb = hist, thumb
+        self._prev = cur
 
     @property
     def times(self) -> np.ndarray:

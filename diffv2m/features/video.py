@@ -143,7 +143,7 @@ def compute_video_features(source: FrameSource, *, image_size: int = 64,
         dist = abs(t - centre)
         if dist < best_dist[k]:
             best_dist[k] = dist
-            best[k] = resize_uint8(frame, S, S)
+            best[k] = np.array(resize_uint8(frame, S, S), copy=True)  # sources may reuse buffers
         if k > last_k:
             last_k = k
             _notify(progress, k, T)
