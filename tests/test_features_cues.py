@@ -104,3 +104,15 @@ def test_pseudo_beat_normalised_and_ignores_cut_frames():
     assert pb.max() == pytest.approx(1.0)
     np.testing.assert_allclose(pb, [0.25, 0.25, 1.0, 1.0], rtol=1e-5)
     assert np.all(cues.pseudo_beat(t, np.zeros(40), 4) == 0)
+
+
+def test_a_flash_in_one_part_of_the_picture_is_not_a_cut():
+    rng = np.random.default_rng(3)
+    frames = _shot("gradient", 50, rng)
+    frames[20:23, : H // 4] = 255            # the top quarter flashes white for 3 frames
+    frames[35:, : H // 4] = 0                # then a sign in the top quarter turns black
+    times = np.arange(50) / FPS
+    assert len(cues.detect_cuts(times, frames)) == 0
+    blocks = cues.block_histograms(frames[:2])
+    assert blocks.shape == (2, 16, 3, cues.HIST_BINS)
+    np.testing.assert_allclose(blocks.sum(-1), 1.0, atol=1e-5)
