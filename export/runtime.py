@@ -1,0 +1,311 @@
+"""The generation pipeline on exported graphs: ONNX Runtime (TensorRT EP -> CUDA EP -> CPU)
+or TensorRT engines, behind :class:`diffv2m.synthesis.Backend`.  numpy only: no torch.
+
+``load_runtime(onnx_dir)`` validates the directory's manifest (stale graph -> UserError),
+opens one onnxruntime session per graph and reports what really runs each graph:
+onnxruntime-gpu without a usable GPU silently falls back to the CPU provider, so the
+provider is always read back from ``session.get_providers()``, never assumed.
+
+CPU sessions: ``intra_op_num_threads`` = physical cores (or ``threads``), sequential
+execution, ``ORT_ENABLE_ALL``; the optimised graph is saved once under
+``CACHE/ort/<graph>-<sha16>-ort<version>-<provider>-<cpu>/`` and later sessions load it with
+optimisations off (saves the optimisation pass at start-up).
+
+TensorRT engines (``diffv2m engines build``) are used for a graph when the engine cache holds
+one built for this GPU, this TensorRT and this exact ONNX file; otherwise the runtime says in
+one line why not (``OrtBackend.notes``) and runs the graph on ONNX Runtime.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from diffv2m.config import ModelConfig
+from diffv2m.errors import UserError
+
+from .providers import physical_cores, provider_order, validate_manifest
+
+__all__ = ["OrtBackend", "load_runtime", "validate_manifest", "OrtGraph"]
+
+
+def _cpu_tag() -> str:
+    """A short tag of the CPU's instruction-set flags (optimised graphs may depend on them)."""
+    import hashlib
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    flags = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{platform.machine()}-{hashlib.sha256(flags.encode()).hexdigest()[:8]}"
+
+
+class OrtGraph:
+    """One onnxruntime session for one graph, with the provider it really runs on."""
+
+    def __init__(self, name: str, path: Path, sha256: str, *, providers: list[str],
+                 threads: int, cache_dir: Path | None, external_data: bool = False):
+        import onnxruntime as ort
+        self.name = name
+        self.path = path
+        self.requested = providers[0]
+        self.optimized_path: Path | None = None
+        self.from_cache = False
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3
+        provs: list[Any] = []
+        for p in providers:
+            if p == "TensorrtExecutionProvider" and cache_dir is not None:
+                trt_cache = cache_dir / "ort-trt"
+                trt_cache.mkdir(parents=True, exist_ok=True)
+                provs.append((p, {"trt_engine_cache_enable": True,
+                                  "trt_engine_cache_path": str(trt_cache),
+                                  "trt_timing_cache_enable": True}))
+            else:
+                provs.append(p)
+        cpu_only = providers == ["CPUExecutionProvider"]
+        key_dir = None
+        if cpu_only and cache_dir is not None:
+            key = f"{name}-{sha256[:16]}-ort{ort.__version__}-cpu-{_cpu_tag()}"
+            key_dir = cache_dir / "ort" / key
+            cached = key_dir / "model.onnx"
+            if cached.is_file():
+                so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+                try:
+                    self.session = ort.InferenceSession(str(cached), so, providers=provs)
+                    self.from_cache = True
+                    self.optimized_path = cached
+                except Exception:                        # corrupt / foreign cache: rebuild
+                    shutil.rmtree(key_dir, ignore_errors=True)
+                    so = self._fresh_options(so)
+        if not self.from_cache:
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            tmp = None
+            if key_dir is not None:
+                key_dir.parent.mkdir(parents=True, exist_ok=True)
+                tmp = Path(tempfile.mkdtemp(prefix=f".{key_dir.name}.", dir=key_dir.parent))
+                so.optimized_model_filepath = str(tmp / "model.onnx")
+                if external_data:
+                    so.add_session_config_entry(
+                        "session.optimized_model_external_initializers_file_name",
+                        "model.onnx.data")
+                    so.add_session_config_entry(
+                        "session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+            try:
+                self.session = ort.InferenceSession(str(path), so, providers=provs)
+            except Exception as e:
+                if tmp is not None:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                raise UserError(f"{path}: onnxruntime cannot load this graph "
+                                f"({str(e).splitlines()[0][:200]})") from None
+            if tmp is not None:
+                if (tmp / "model.onnx").is_file():
+                    try:
+                        os.rename(tmp, key_dir)         # atomic; a concurrent writer may win
+                        self.optimized_path = key_dir / "model.onnx"
+                    except OSError:
+                        shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    shutil.rmtree(tmp, ignore_errors=True)
+        actual = self.session.get_providers()
+        self.provider = actual[0] if actual else "CPUExecutionProvider"
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    @staticmethod
+    def _fresh_options(old):
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = old.intra_op_num_threads
+        so.inter_op_num_threads = old.inter_op_num_threads
+        so.execution_mode = old.execution_mode
+        so.log_severity_level = old.log_severity_level
+        return so
+
+    @property
+    def fell_back(self) -> bool:
+        return self.provider != self.requested
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        return self.session.run(None, feeds)[0]
+
+    def describe(self) -> str:
+        s = f"{self.name}: onnxruntime {self.provider}"
+        if self.fell_back:
+            s += f" (asked for {self.requested}; onnxruntime fell back)"
+        if self.optimized_path is not None:
+            s += f"; optimised graph {'reused from' if self.from_cache else 'cached at'} " \
+                 f"{self.optimized_path.parent}"
+        return s
+
+
+class OrtBackend:
+    """:class:`diffv2m.synthesis.Backend` on exported graphs (ONNX Runtime / TensorRT engines).
+
+    Attributes: ``name`` ("onnxruntime:<provider running the DiT>" or "tensorrt:<GPU>"),
+    ``config`` (the exported model's ModelConfig), ``model_id``, ``graph_hashes``
+    ({graph: sha256 of its .onnx}), ``providers`` ({graph: what runs it}), ``notes`` (one
+    line per fallback or cache event), ``threads``.
+    """
+
+    def __init__(self, onnx_dir: Path, manifest: dict[str, Any], graphs: dict[str, Any], *,
+                 threads: int, notes: list[str]):
+        self.onnx_dir = onnx_dir
+        self.manifest = manifest
+        self.config = ModelConfig.from_dict(manifest["config"])
+        self.model_id = manifest.get("model_id", "")
+        self.graph_hashes = {k: g["sha256"] for k, g in manifest["graphs"].items()}
+        self.graphs = graphs
+        self.threads = threads
+        self.notes = notes
+        self._open_graph = None
+        self.providers = {k: getattr(g, "provider", "?") for k, g in graphs.items()}
+        dit = graphs["dit"]
+        self.name = (f"tensorrt:{dit.provider.split(':', 1)[1]}"
+                     if dit.provider.startswith("tensorrt:") else f"onnxruntime:{dit.provider}")
+
+    def report(self) -> list[str]:
+        """What runs each graph, and why anything fell back (one line each)."""
+        return [g.describe() for g in self.graphs.values()] + list(self.notes)
+
+    # ---------------------------------------------------------------- Backend
+    def encode_semantic(self, frames: np.ndarray) -> np.ndarray:
+        from diffv2m.jobs import semantic_pixels
+        g = self.graphs.get("semantic_encoder")
+        if g is None:
+            raise UserError(f"{self.onnx_dir}: no semantic_encoder graph (semantic backend "
+                            f"{self.config.semantic.backend!r} is not exported)")
+        pix = semantic_pixels(frames, self.config.semantic.image_size, self.config.semantic.backend)
+        out = [g.run({"pixels": np.ascontiguousarray(pix[i:i + 64], np.float32)})
+               for i in range(0, len(pix), 64)]
+        if not out:
+            return np.zeros((0, self.config.semantic_dim), np.float32)
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def predict_rhythm(self, semantic, scene_cut, pseudo_beat, cls) -> np.ndarray:
+        return np.asarray(self.graphs["rhythm_predictor"].run({
+            "semantic": np.ascontiguousarray(semantic, np.float32),
+            "scene_cut": np.ascontiguousarray(scene_cut, np.float32),
+            "pseudo_beat": np.ascontiguousarray(pseudo_beat, np.float32),
+            "cls": np.ascontiguousarray(cls, np.int64).reshape(-1)}), np.float32)
+
+    def denoise(self, x, t, semantic, rhythm, colour, cls, seconds_start, seconds_total):
+        B = x.shape[0]
+        f = np.float32
+        return np.asarray(self.graphs["dit"].run({
+            "x": np.ascontiguousarray(x, f),
+            "t": np.ascontiguousarray(np.broadcast_to(np.asarray(t, f).reshape(-1), (B,))),
+            "semantic": np.ascontiguousarray(semantic, f),
+            "rhythm": np.ascontiguousarray(np.asarray(rhythm, f).reshape(B, -1, 1)),
+            "colour": np.ascontiguousarray(colour, f),
+            "cls": np.ascontiguousarray(cls, np.int64).reshape(-1),
+            "seconds_start": np.ascontiguousarray(seconds_start, f).reshape(-1),
+            "seconds_total": np.ascontiguousarray(seconds_total, f).reshape(-1)}), f)
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        return np.asarray(self.graphs["decoder"].run({"z": np.ascontiguousarray(z, np.float32)}),
+                          np.float32)
+
+    def encode_latent(self, audio: np.ndarray) -> np.ndarray:
+        """audio [B, ch, N] -> latent mean [B, C, ceil(N / hop)] (unscaled), if exported."""
+        g = self.graphs.get("encoder")
+        if g is None:
+            if "encoder" not in self.manifest["graphs"]:
+                raise UserError(f"{self.onnx_dir}: no encoder graph in this export")
+            g = self.graphs["encoder"] = self._open_graph("encoder")
+        return np.asarray(g.run({"audio": np.ascontiguousarray(audio, np.float32)}), np.float32)
+
+
+def _engine_runners(onnx_dir: Path, manifest: dict[str, Any], engine_cache, notes: list[str],
+                    precision: str | None) -> dict[str, Any]:
+    """TensorRT engine runners for the graphs the cache has a matching engine for."""
+    from . import engines
+    try:
+        identity = engines.detect_identity()
+    except engines.EnginesUnavailable as e:
+        notes.append(f"TensorRT engines not used: {e}")
+        return {}
+    runners: dict[str, Any] = {}
+    for name, g in manifest["graphs"].items():
+        if name == "encoder":
+            continue
+        rec, reason = engines.lookup(name, g["sha256"], identity=identity,
+                                     cache_dir=engine_cache, precision=precision)
+        if rec is None:
+            notes.append(f"{name}: no TensorRT engine ({reason}); using ONNX Runtime")
+            continue
+        try:
+            from .tensorrt import EngineRunner
+            runners[name] = EngineRunner(name, rec.path, identity=identity)
+        except Exception as e:                          # failed deserialisation: rebuild
+            notes.append(f"{name}: TensorRT engine {rec.path} unusable "
+                         f"({str(e).splitlines()[0][:160]}); rebuild with 'diffv2m engines build'")
+    return runners
+
+
+def load_runtime(onnx_dir: str | os.PathLike | None = None, *, threads: int | None = None,
+                 prefer: tuple[str, ...] | list[str] | str | None = None,
+                 cache_dir: str | os.PathLike | None = None, optimized_cache: bool = True,
+                 engines: bool | None = None, engine_cache: str | os.PathLike | None = None,
+                 precision: str | None = None) -> OrtBackend:
+    """Open the exported graphs in ``onnx_dir`` (default: the embedded model's).
+
+    ``prefer``: execution providers to try, best first (full or short names: "tensorrt",
+    "cuda", "cpu"); the CPU provider is always the last fallback.  ``threads``: intra-op
+    threads (default: physical cores).  ``cache_dir``: where optimised graphs are kept
+    (default ``$DIFFV2M_CACHE`` or ``~/.cache/diffv2m``).  ``engines``: use TensorRT engines
+    from ``engine_cache`` when they match this GPU (default: when tensorrt is installed).
+    """
+    import importlib.util
+    from diffv2m.jobs import default_cache_dir
+    if onnx_dir is None:
+        from diffv2m.assets import default_onnx_dir
+        onnx_dir = default_onnx_dir()
+    onnx_dir = Path(onnx_dir)
+    manifest = validate_manifest(onnx_dir)
+    try:
+        import onnxruntime  # noqa: F401
+    except ModuleNotFoundError:
+        raise UserError("the ONNX runtime needs the 'onnxruntime' package "
+                        "(pip install onnxruntime, or onnxruntime-gpu)") from None
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads must be >= 1 (got {threads})")
+    threads = threads or physical_cores()
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    order = provider_order(prefer)
+    notes: list[str] = []
+    if engines is None:
+        engines = importlib.util.find_spec("tensorrt") is not None and (
+            prefer is None or "tensorrt" in str(prefer).lower())
+        if not engines:
+            notes.append("TensorRT engines not used: the tensorrt package is not installed"
+                         if importlib.util.find_spec("tensorrt") is None
+                         else "TensorRT engines not used: not among the preferred backends")
+    graphs: dict[str, Any] = {}
+    if engines:
+        graphs.update(_engine_runners(onnx_dir, manifest, engine_cache, notes, precision))
+
+    def open_graph(name: str) -> OrtGraph:
+        g = manifest["graphs"][name]
+        return OrtGraph(name, onnx_dir / g["file"], g["sha256"], providers=order,
+                        threads=threads, cache_dir=cache if optimized_cache else None,
+                        external_data=bool(g.get("external_data")))
+
+    for name in manifest["graphs"]:
+        if name not in graphs and name != "encoder":      # the encoder opens on first use
+            graphs[name] = open_graph(name)
+    backend = OrtBackend(onnx_dir, manifest, graphs, threads=threads, notes=notes)
+    backend._open_graph = open_graph
+    return backend
