@@ -171,3 +171,21 @@ def get_config(name: str) -> ModelConfig:
     if name not in CONFIGS:
         raise UserError(f"unknown config {name!r}; choose one of {', '.join(CONFIGS)}")
     return CONFIGS[name]()
+
+
+def resolve_config(name_or_path: str) -> ModelConfig:
+    """A config by name (``small``, ``paper``) or from a JSON file written by ``to_json``."""
+    from pathlib import Path
+
+    from .errors import UserError
+    if name_or_path in CONFIGS:
+        return CONFIGS[name_or_path]()
+    path = Path(name_or_path)
+    if path.suffix == ".json":
+        if not path.is_file():
+            raise UserError(f"{path}: no such config file")
+        try:
+            return ModelConfig.from_json(path.read_text())
+        except (ValueError, TypeError) as exc:
+            raise UserError(f"{path}: not a model config ({exc})") from None
+    return get_config(name_or_path)

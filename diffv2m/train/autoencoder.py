@@ -13,10 +13,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import get_config
+from ..config import resolve_config
 from . import distributed
 from .data import audio_batch, load_audio_bank, save_json, split_clips
 from .state import EMA, LossLog, load_run, save_run, step_generator
+
+
+class VAEPass(torch.nn.Module):
+    """One training pass of the VAE: x -> (x_hat, mean, logvar), z sampled with ``noise``."""
+
+    def __init__(self, ae: torch.nn.Module):
+        super().__init__()
+        self.ae = ae
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor):
+        mean, logvar = self.ae.encode(x)
+        z = mean + torch.exp(0.5 * logvar) * noise[..., : mean.shape[-1]]
+        return self.ae.decode(z), mean, logvar
 
 
 def save_autoencoder(path: Path, ae: torch.nn.Module, config) -> None:
@@ -36,7 +49,7 @@ def train_autoencoder(args: argparse.Namespace) -> Path:
     from ..models.autoencoder import Autoencoder
 
     info = distributed.setup(args.device)
-    config = get_config(args.config)
+    config = resolve_config(args.config)
     torch.manual_seed(args.seed)
     run = Path(args.run_dir)
     clips = split_clips(read_manifest(Path(args.manifest)), "train")
@@ -45,15 +58,18 @@ def train_autoencoder(args: argparse.Namespace) -> Path:
     length = max(hop, int(round(args.segment_seconds * config.sample_rate / hop)) * hop)
 
     ae = Autoencoder(config.autoencoder).to(info.device)
-    criterion = AutoencoderLoss(config.sample_rate, kl_weight=args.kl_weight,
-                                mel_weight=args.mel_weight,
+    criterion = AutoencoderLoss(config.sample_rate, config.autoencoder.audio_channels,
+                                kl_weight=args.kl_weight, mel_weight=args.mel_weight,
                                 adversarial=args.adversarial).to(info.device)
     params = list(ae.parameters())
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
+    disc = criterion.discriminator
+    opt_d = (torch.optim.AdamW(disc.parameters(), lr=args.lr, betas=(0.8, 0.99))
+             if disc is not None else None)
     ema = EMA(ae, decay=args.ema)
     start = load_run(run, ae, ema, opt)
     log = LossLog(run / "loss.jsonl", start) if info.main else None
-    net = distributed.wrap(ae, info)
+    net = distributed.wrap(VAEPass(ae), info)
     per_rank = args.batch_size // info.world
 
     bar = tqdm(total=args.steps, initial=start, desc="autoencoder", unit="step",
@@ -65,13 +81,24 @@ def train_autoencoder(args: argparse.Namespace) -> Path:
             g["lr"] = lr
         gen = step_generator(args.seed, step)
         x = audio_batch(bank, args.batch_size, length, gen)
-        x = x[info.rank * per_rank:(info.rank + 1) * per_rank].to(info.device)
-        recon, kl = net(x)
-        loss, parts = criterion(x, recon, kl)
+        noise = torch.randn(args.batch_size, config.autoencoder.latent_dim, length // hop,
+                            generator=gen)
+        sl = slice(info.rank * per_rank, (info.rank + 1) * per_rank)
+        x, noise = x[sl].to(info.device), noise[sl].to(info.device)
+        recon, mean, logvar = net(x, noise)
+        terms = criterion(recon, x, mean, logvar)
+        loss = terms["total"]
+        parts = {k: v.item() for k, v in terms.items() if k != "total"}
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        if opt_d is not None and step >= args.adversarial_start:
+            d_loss = criterion.discriminator_loss(recon, x)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            parts["disc"] = d_loss.item()
         ema.update(ae, step)
         row = {"step": step + 1, "loss": distributed.all_mean(loss.item(), info),
                **{k: distributed.all_mean(float(v), info) for k, v in parts.items()}, "lr": lr}
@@ -131,6 +158,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kl-weight", type=float, default=1e-4)
     p.add_argument("--mel-weight", type=float, default=1.0)
     p.add_argument("--adversarial", action="store_true", help="add the STFT discriminator loss")
+    p.add_argument("--adversarial-start", type=int, default=0,
+                   help="step from which the discriminator trains")
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--val-samples", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)

@@ -72,16 +72,27 @@ def rhythm_schedule(step: int, total: int, switch: tuple[float, float]) -> float
 
 
 def make_batch(data: PriorData, idx: np.ndarray, gen: torch.Generator, config: ModelConfig,
-               p_pred: float, device: torch.device) -> dict[str, torch.Tensor]:
-    """Tensors of one step; every random draw comes from the step's generator ``gen``."""
+               p_pred: float, device: torch.device, part: slice = slice(None)
+               ) -> dict[str, torch.Tensor]:
+    """Tensors of one step; every random draw comes from the step's generator ``gen``.
+
+    The draws are made for the whole global batch ``idx`` and then cut to this rank's
+    ``part``, so a step is the same computation whatever the number of processes.
+    """
     from ..jobs import semantic_pixels
+    shape = (len(idx), config.autoencoder.latent_dim, data.latents.shape[-1])
+    noise = {"eps": torch.randn(shape, generator=gen),
+             "t": torch.rand(len(idx), generator=gen),
+             "keep": (torch.rand(len(idx), 3, generator=gen) >= config.dit.cfg_dropout).float(),
+             "use_pred": torch.rand(len(idx), generator=gen) < p_pred}
+    noise = {k: v[part] for k, v in noise.items()}
+    idx = idx[part]
     B = len(idx)
     S = config.semantic.image_size
     frames = data.frames[idx]                                    # [B, T, S, S, 3]
     T = frames.shape[1]
     pix = semantic_pixels(frames.reshape(B * T, S, S, 3), S, config.semantic.backend)
     z0 = torch.from_numpy(data.latents[idx]).float() / config.latent_scale
-    drop = config.dit.cfg_dropout
     batch = {
         "pixels": torch.from_numpy(pix).view(B, T, 3, S, S),
         "colour": torch.from_numpy(data.colour[idx].astype(np.float32)),
@@ -92,10 +103,7 @@ def make_batch(data: PriorData, idx: np.ndarray, gen: torch.Generator, config: M
         "seconds_start": torch.from_numpy(data.seconds_start[idx]),
         "seconds_total": torch.from_numpy(data.seconds_total[idx]),
         "z0": z0,
-        "eps": torch.randn(z0.shape, generator=gen),
-        "t": torch.rand(B, generator=gen),
-        "keep": (torch.rand(B, 3, generator=gen) >= drop).float(),
-        "use_pred": torch.rand(B, generator=gen) < p_pred,
+        **noise,
     }
     return {k: v.to(device) for k, v in batch.items()}
 
@@ -148,8 +156,8 @@ def train_prior(args: argparse.Namespace) -> Path:
     ae, ae_config = load_autoencoder(Path(args.autoencoder))
     config = ae_config
     if args.config and args.config != config.name:
-        from ..config import get_config
-        config = get_config(args.config)
+        from ..config import resolve_config
+        config = resolve_config(args.config)
         config.autoencoder = ae_config.autoencoder
     ae.to(info.device)
 
@@ -194,10 +202,9 @@ def train_prior(args: argparse.Namespace) -> Path:
             g["lr"] = lr
         gen = step_generator(args.seed, step)
         idx = torch.randint(len(data), (args.batch_size,), generator=gen).numpy()
-        idx = idx[info.rank * per_rank:(info.rank + 1) * per_rank]
         p_pred = rhythm_schedule(step, args.steps, tuple(args.rhythm_switch))
-        batch = make_batch(data, idx, step_generator(args.seed, step, info.rank + 1), config,
-                           p_pred, info.device)
+        batch = make_batch(data, idx, gen, config, p_pred, info.device,
+                           part=slice(info.rank * per_rank, (info.rank + 1) * per_rank))
         loss, parts = net(batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
