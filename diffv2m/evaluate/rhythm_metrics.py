@@ -9,10 +9,11 @@ reports, for curves ``p`` (predicted) and ``g`` (ground truth) of ``T`` seconds:
   [0, 1] with :func:`odf_normalise` (negative values -> 0, divide by the maximum), the scale
   the model is trained on; pass ``normalise=False`` for raw values;
 * ``pearson``: the correlation coefficient of ``p`` and ``g`` (nan when either is constant);
-* peak F1: a second is a *peak* when its normalised value is a local maximum (``>=`` both
-  neighbours, ``>`` at least one, edges compared to 0) and at least ``peak_threshold``;
-  predicted and true peak seconds are matched one to one within ``peak_tol`` seconds
-  (default 0: the same second); precision, recall and F1 of that matching.
+* peak F1: the paper's ODF is the strongest onset peak in each second (0 where none), so a
+  second counts as a *peak second* when its value, scaled to [0, 1], is at least
+  ``peak_threshold`` (0.5); predicted and true peak seconds are matched one to one within
+  ``peak_tol`` seconds (default 0: the same second); precision, recall and F1 of that
+  matching (both 1 when neither curve has a peak second).
 
 Baseline (:func:`motion_baseline_odf`): a predictor that has no model at all, only the video's
 cues: ``odf_normalise(motion + cut)`` where ``motion`` is the per-second motion energy scaled to
@@ -36,14 +37,9 @@ def odf_normalise(x) -> np.ndarray:
 
 
 def peak_seconds(curve, threshold: float = 0.5) -> np.ndarray:
-    """Indices of per-second peaks of a [0, 1] curve (see the module docstring)."""
-    c = np.asarray(curve, np.float64).reshape(-1)
-    if c.size == 0:
-        return np.zeros(0, np.int64)
-    padded = np.concatenate([[0.0], c, [0.0]])
-    mid, left, right = padded[1:-1], padded[:-2], padded[2:]
-    is_peak = (mid >= left) & (mid >= right) & ((mid > left) | (mid > right)) & (mid >= threshold)
-    return np.flatnonzero(is_peak)
+    """Indices of the seconds whose [0, 1]-scaled value is at least ``threshold``."""
+    c = odf_normalise(curve)
+    return np.flatnonzero(c >= threshold) if c.max(initial=0.0) > 0 else np.zeros(0, np.int64)
 
 
 def _pair(pred, true) -> tuple[np.ndarray, np.ndarray]:
@@ -73,8 +69,7 @@ def odf_metrics(pred, true, *, normalise: bool = True, peak_threshold: float = 0
     if normalise:
         p, g = odf_normalise(p), odf_normalise(g)
     err = p - g
-    pp, gp = peak_seconds(odf_normalise(p), peak_threshold), peak_seconds(odf_normalise(g),
-                                                                         peak_threshold)
+    pp, gp = peak_seconds(p, peak_threshold), peak_seconds(g, peak_threshold)
     hits = count_matches(pp.astype(np.float64), gp.astype(np.float64), float(peak_tol))
     prec = hits / len(pp) if len(pp) else (1.0 if len(gp) == 0 else 0.0)
     rec = hits / len(gp) if len(gp) else (1.0 if len(pp) == 0 else 0.0)

@@ -1,0 +1,441 @@
+"""``diffv2m evaluate``: score generated music against reference music and the videos.
+
+Files are paired by name: a generated ``NAME.wav`` (or ``NAME.take-SEED.wav``, ``.flac`` too)
+goes with the reference ``NAME.wav`` in ``--reference`` and the video ``NAME.mp4`` (``.mov``,
+``.mkv``, ``.m4v``, ``.webm``) in ``--videos``; with ``--manifest`` (a corpus ``manifest.jsonl``)
+the clip ``id`` gives the name and its ``video``/``audio`` fields the files, and its
+``cut_times`` are scored as annotated cuts.  For each generated take:
+
+* alignment: music onsets and beats (``diffv2m.features.rhythm``) against the cuts detected in
+  the decoded video (``diffv2m.features.cues``): onset/cut hit rate with its random-shift
+  baseline, and BCS/BHS of music beats against visual beats (cuts + motion peaks); the same
+  numbers for the reference music, as the level the real soundtrack reaches;
+* rhythm: when ``NAME[.take-SEED].odf.npy`` lies beside the take, the predicted per-second ODF
+  against the reference music's ODF, next to the motion/cut heuristic baseline;
+* reconstruction (``--recon``): MR-STFT, mel distance and SI-SDR of take vs reference.
+
+Across the set: Fréchet distance, density/coverage and chroma KL between generated and
+reference embeddings.  The JSON is written atomically; ``--html`` adds a report with plots.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import atomic_write_text
+from ..errors import UserError
+from . import alignment, distribution, embeddings, rhythm_metrics
+
+AUDIO_SUFFIXES = (".wav", ".flac")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v", ".webm")
+TAKE_RE = re.compile(r"^(?P<name>.+?)\.take-(?P<seed>[^.]+)$")
+REPORT_VERSION = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="diffv2m evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--generated", required=True, type=Path, help="folder of generated WAV/FLAC takes")
+    p.add_argument("--reference", type=Path, help="folder of reference music NAME.wav")
+    p.add_argument("--videos", type=Path, help="folder of videos NAME.mp4")
+    p.add_argument("--manifest", type=Path, help="corpus manifest.jsonl (id, video, audio, cut_times)")
+    p.add_argument("-o", "--output", required=True, type=Path, help="report JSON path")
+    p.add_argument("--html", type=Path, help="also write an HTML report with plots")
+    p.add_argument("--embedding", default=embeddings.DEFAULT_EMBEDDING,
+                   help=f"audio embedding for the distribution metrics (default {embeddings.DEFAULT_EMBEDDING})")
+    p.add_argument("--embedding-weights", type=Path, help="local weights file for --embedding")
+    p.add_argument("--tol", type=float, default=alignment.DEFAULT_TOL,
+                   help="alignment tolerance in seconds (default 0.1)")
+    p.add_argument("--shifts", type=int, default=200, help="random shifts for the baseline (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random shifts (default 0)")
+    p.add_argument("--k", type=int, default=5, help="k of density/coverage (default 5)")
+    p.add_argument("--sr", type=int, default=22050, help="analysis sample rate (default 22050)")
+    p.add_argument("--analysis-fps", type=float, default=None,
+                   help="video analysis rate for cuts/motion (default: native frames)")
+    p.add_argument("--recon", action="store_true",
+                   help="also compute reconstruction metrics of each take against its reference")
+    p.add_argument("--html-clips", type=int, default=8, help="clips plotted in the HTML (default 8)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+# ----------------------------------------------------------------------------- pairing
+@dataclass
+class Clip:
+    name: str
+    take: str | None
+    generated: Path
+    reference: Path | None = None
+    video: Path | None = None
+    odf: Path | None = None
+    annotated_cuts: list[float] | None = None
+
+
+@dataclass
+class ClipPlot:
+    """What the HTML report draws for one take (not stored in the JSON)."""
+    label: str
+    audio: np.ndarray
+    sr: int
+    cut_times: np.ndarray
+    onsets: np.ndarray
+    odf_curves: dict = field(default_factory=dict)
+
+
+def _dir(path: Path | None, what: str) -> Path | None:
+    if path is None:
+        return None
+    if not path.is_dir():
+        raise UserError(f"{path}: {what} is not a folder")
+    return path
+
+
+def _find(folder: Path | None, name: str, suffixes) -> Path | None:
+    if folder is None:
+        return None
+    for s in suffixes:
+        for cand in (folder / f"{name}{s}", folder / f"{name}{s.upper()}"):
+            if cand.is_file():
+                return cand
+    return None
+
+
+def _read_manifest(path: Path) -> dict[str, dict]:
+    if not path.is_file():
+        raise UserError(f"{path}: no such manifest")
+    out: dict[str, dict] = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            raise UserError(f"{path}:{n}: not a JSON object") from None
+        if not isinstance(rec, dict) or "id" not in rec:
+            raise UserError(f"{path}:{n}: clip has no 'id'")
+        for key in ("video", "audio"):
+            if rec.get(key):
+                rec[key] = (path.parent / rec[key]).resolve()
+        out[str(rec["id"])] = rec
+    return out
+
+
+def pair_files(generated: Path, reference: Path | None, videos: Path | None,
+               manifest: dict[str, dict] | None = None) -> tuple[list[Clip], list[str]]:
+    """Generated takes paired with reference music and videos; also the unpaired names."""
+    files = sorted(p for p in generated.iterdir()
+                   if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise UserError(f"{generated}: no generated .wav or .flac files")
+    clips, unpaired = [], []
+    for f in files:
+        m = TAKE_RE.match(f.stem)
+        name, take = (m["name"], m["seed"]) if m else (f.stem, None)
+        rec = (manifest or {}).get(name, {})
+        ref = _find(reference, name, AUDIO_SUFFIXES)
+        if ref is None and rec.get("audio") and Path(rec["audio"]).is_file():
+            ref = Path(rec["audio"])
+        vid = _find(videos, name, VIDEO_SUFFIXES)
+        if vid is None and rec.get("video") and Path(rec["video"]).is_file():
+            vid = Path(rec["video"])
+        odf = f.with_name(f.stem + ".odf.npy")
+        if not odf.is_file():
+            odf = f.with_name(name + ".odf.npy")
+        cuts = rec.get("cut_times")
+        clip = Clip(name, take, f, ref, vid, odf if odf.is_file() else None,
+                    [float(c) for c in cuts] if cuts is not None else None)
+        if vid is None and ref is None:
+            unpaired.append(f.name)
+        clips.append(clip)
+    return clips, unpaired
+
+
+# ----------------------------------------------------------------------------- analysis
+def analyse_video(path: Path, fps: float | None = None) -> dict:
+    """Cuts, motion curve and per-second cues of a video (streaming, small frames)."""
+    from ..features import cues
+    from ..media import iter_frames, probe
+
+    info = probe(path)
+    if not info.has_video:
+        raise UserError(f"{path}: no video stream")
+    an = cues.FrameAnalyser()
+    w, h = info.display_width or 64, info.display_height or 64
+    scale = 96.0 / max(w, h, 1)
+    size = (max(2, int(round(w * scale)) // 2 * 2), max(2, int(round(h * scale)) // 2 * 2))
+    for t, frame in iter_frames(path, fps=fps, size=size, info=info):
+        an.push(t, frame)
+    times, diffs, motion = an.times, an.differences, an.motion
+    cuts = cues.cuts_from_differences(times, diffs)
+    T = max(1, int(math.ceil(info.duration - 1e-9)))
+    return {"duration": float(info.duration), "cuts": cuts, "motion_curve": (times, motion),
+            "seconds": T, "motion_per_second": cues.pseudo_beat(times, motion, T, cuts),
+            "cut_indicator": cues.cut_indicator(cuts, T)}
+
+
+def read_music(path: Path, sr: int) -> np.ndarray:
+    from ..media import read_audio
+    return read_audio(path, sr, mono=True)[0]
+
+
+def music_events(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    from ..features import rhythm
+    return rhythm.onset_times(y, sr), rhythm.beat_times(y, sr)
+
+
+def alignment_scores(onsets, beats, duration, cuts, vbeats, args, seed) -> dict:
+    base = alignment.random_shift_baseline(onsets, cuts, duration, tol=args.tol,
+                                           n_shifts=args.shifts, seed=seed)
+    return {"onset_cut_hit_rate": _clean(base.to_dict()),
+            "beats": _clean(alignment.beat_scores(beats, vbeats, args.tol).to_dict()),
+            "n_onsets": int(len(onsets)), "n_beats": int(len(beats)), "n_cuts": int(len(cuts))}
+
+
+def _clean(x):
+    """JSON-safe copy: NaN/inf -> None, numpy -> Python."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _clean(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def _mean(values) -> float | None:
+    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
+    return float(np.mean(v)) if v else None
+
+
+def _summary(rows: list[dict]) -> dict:
+    def get(row, *keys):
+        for k in keys:
+            if not isinstance(row, dict) or k not in row:
+                return None
+            row = row[k]
+        return row
+
+    out: dict = {"clips": len(rows)}
+    for who in ("alignment", "reference_alignment"):
+        al = [r.get(who) for r in rows if r.get(who)]
+        if not al:
+            continue
+        hr = [get(a, "onset_cut_hit_rate", "observed") for a in al]
+        ps = [get(a, "onset_cut_hit_rate", "p_value") for a in al]
+        out[who] = {
+            "onset_cut_hit_rate": _mean(hr),
+            "shift_baseline_mean": _mean(get(a, "onset_cut_hit_rate", "mean") for a in al),
+            "z": _mean(get(a, "onset_cut_hit_rate", "z") for a in al),
+            "share_significant_p05": _mean(float(p < 0.05) for p in ps if p is not None),
+            "bcs": _mean(get(a, "beats", "bcs") for a in al),
+            "bhs": _mean(get(a, "beats", "bhs") for a in al),
+            "beat_f1": _mean(get(a, "beats", "f1") for a in al)}
+    rh = [r["rhythm"] for r in rows if r.get("rhythm")]
+    if rh:
+        out["rhythm"] = {who: {m: _mean(get(x, who, m) for x in rh)
+                               for m in ("mae", "rmse", "pearson", "peak_f1")}
+                         for who in ("predictor", "motion_baseline")
+                         if any(who in x for x in rh)}
+    rc = [r["recon"] for r in rows if r.get("recon")]
+    if rc:
+        out["recon"] = {m: _mean(x.get(m) for x in rc) for m in rc[0]}
+    return out
+
+
+def run(args, progress=print) -> tuple[dict, list[ClipPlot]]:
+    generated = _dir(args.generated, "--generated")
+    reference = _dir(args.reference, "--reference")
+    videos = _dir(args.videos, "--videos")
+    manifest = _read_manifest(args.manifest) if args.manifest else None
+    if videos is None and manifest is None:
+        raise UserError("evaluate needs --videos DIR or --manifest MANIFEST to find the videos")
+    for name, v in (("--tol", args.tol), ("--sr", args.sr)):
+        if not v > 0:
+            raise UserError(f"{name} must be positive, not {v}")
+    if args.shifts < 1 or args.k < 1:
+        raise UserError("--shifts and --k must be at least 1")
+    emb = embeddings.get_embedding(args.embedding, args.embedding_weights)
+    clips, unpaired = pair_files(generated, reference, videos, manifest)
+    if not any(c.video for c in clips) and not any(c.reference for c in clips):
+        raise UserError(f"{generated}: no generated file has a matching video or reference")
+
+    sr = int(args.sr)
+    video_cache: dict[Path, dict] = {}
+    ref_cache: dict[Path, dict] = {}
+    rows, plots = [], []
+    gen_emb, ref_emb, pair_idx = [], [], []
+    recon_mod = None
+    recon_note = None
+    if args.recon:
+        try:
+            from . import recon_metrics as recon_mod  # noqa: F811 (lazy, written separately)
+        except ImportError:
+            recon_note = "diffv2m.evaluate.recon_metrics is not available"
+
+    for i, clip in enumerate(clips):
+        progress(f"[{i + 1}/{len(clips)}] {clip.generated.name}")
+        y = read_music(clip.generated, sr)
+        row: dict = {"name": clip.name, "take": clip.take, "generated": str(clip.generated),
+                     "reference": str(clip.reference) if clip.reference else None,
+                     "video": str(clip.video) if clip.video else None,
+                     "duration": len(y) / sr}
+        onsets, beats = music_events(y, sr)
+        gen_emb.append(emb.embed(y, sr))
+        ref = None
+        if clip.reference is not None:
+            if clip.reference not in ref_cache:
+                ry = read_music(clip.reference, sr)
+                ro, rb = music_events(ry, sr)
+                ref_cache[clip.reference] = {"y": ry, "onsets": ro, "beats": rb,
+                                             "emb": emb.embed(ry, sr), "index": len(ref_cache)}
+            ref = ref_cache[clip.reference]
+            pair_idx.append((len(gen_emb) - 1, ref["index"]))
+        plot = ClipPlot(f"{clip.name}" + (f" take {clip.take}" if clip.take else ""),
+                        y, sr, np.zeros(0), onsets)
+        seed = args.seed * 1_000_003 + i
+        if clip.video is not None:
+            if clip.video not in video_cache:
+                video_cache[clip.video] = analyse_video(clip.video, args.analysis_fps)
+            va = video_cache[clip.video]
+            cuts = va["cuts"]
+            vb = alignment.visual_beats(cuts, va["motion_curve"])
+            row["video_duration"] = va["duration"]
+            row["cut_times"] = _clean(cuts)
+            dur = max(len(y) / sr, 1e-3)
+            row["alignment"] = alignment_scores(onsets, beats, dur, cuts, vb, args, seed)
+            if ref is not None:
+                row["reference_alignment"] = alignment_scores(
+                    ref["onsets"], ref["beats"], max(len(ref["y"]) / sr, 1e-3), cuts, vb, args, seed)
+            if clip.annotated_cuts is not None:
+                row["annotated_cuts"] = _clean(alignment.random_shift_baseline(
+                    onsets, clip.annotated_cuts, dur, tol=args.tol, n_shifts=args.shifts,
+                    seed=seed).to_dict())
+            plot.cut_times = cuts
+        if clip.odf is not None:
+            from ..features import rhythm
+            try:
+                pred = np.load(clip.odf).astype(np.float64).reshape(-1)
+            except (OSError, ValueError) as exc:
+                raise UserError(f"{clip.odf}: cannot read ODF sidecar ({exc})") from None
+            T = len(pred)
+            plot.odf_curves["predicted"] = rhythm_metrics.odf_normalise(pred)
+            gen_odf = rhythm.odf_lowres(y, sr, seconds=T)
+            plot.odf_curves["generated music"] = rhythm_metrics.odf_normalise(gen_odf)
+            row["predicted_vs_generated_odf"] = _clean(rhythm_metrics.odf_metrics(pred, gen_odf))
+            if ref is not None:
+                gt = rhythm.odf_lowres(ref["y"], sr, seconds=T)
+                va = video_cache.get(clip.video) if clip.video else None
+                res = rhythm_metrics.evaluate_rhythm(
+                    pred, gt, va["motion_per_second"][:T] if va else None,
+                    va["cut_indicator"][:T] if va else None)
+                row["rhythm"] = _clean(res)
+                plot.odf_curves["reference (ground truth)"] = rhythm_metrics.odf_normalise(gt)
+                if va:
+                    plot.odf_curves["motion/cut baseline"] = rhythm_metrics.motion_baseline_odf(
+                        va["motion_per_second"][:T], va["cut_indicator"][:T])
+        if recon_mod is not None and ref is not None:
+            n = min(len(y), len(ref["y"]))
+            row["recon"] = {"mrstft": recon_mod.mrstft_distance(ref["y"][:n], y[:n]),
+                            "mel_distance": recon_mod.mel_distance(ref["y"][:n], y[:n], sr),
+                            "si_sdr_db": recon_mod.si_sdr(ref["y"][:n], y[:n])}
+        rows.append(row)
+        plots.append(plot)
+
+    dist = distribution_section(np.stack(gen_emb),
+                                np.stack([r["emb"] for r in sorted(ref_cache.values(),
+                                                                   key=lambda r: r["index"])])
+                                if ref_cache else None, pair_idx, emb, args.k)
+    report = {
+        "report_version": REPORT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "embedding": embedding_section(emb),
+        "settings": {"tol_s": args.tol, "shifts": args.shifts, "seed": args.seed, "k": args.k,
+                     "analysis_sr": sr, "analysis_fps": args.analysis_fps,
+                     "generated": str(generated), "reference": str(reference) if reference else None,
+                     "videos": str(videos) if videos else None,
+                     "manifest": str(args.manifest) if args.manifest else None},
+        "definitions": DEFINITIONS,
+        "summary": _clean(_summary(rows)),
+        "distribution": _clean(dist),
+        "clips": _clean(rows),
+        "unpaired": unpaired,
+    }
+    if recon_note:
+        report["recon_note"] = recon_note
+    return report, plots
+
+
+DEFINITIONS = {
+    "onset_cut_hit_rate": "share of detected video cuts with a music onset within tol_s; "
+                          "baseline: the same onsets circularly shifted by `shifts` random "
+                          "offsets (mean, std, z, one-sided empirical p-value)",
+    "bcs": "beats coverage score = aligned music beats / music beats (LORIS code form)",
+    "bhs": "beats hit score = aligned music beats / visual beats (cuts + motion peaks)",
+    "coverage_ratio": "music beats / visual beats (CMT's original coverage)",
+    "rhythm": "predicted per-second ODF vs the reference music's ODF (both scaled to [0, 1]): "
+              "MAE, RMSE, Pearson r, peak F1; motion_baseline = normalised motion + cut per second",
+    "frechet_distance": "Fréchet distance between Gaussian fits of generated and reference embeddings",
+    "density_coverage": "Naeem et al. 2020, k-NN balls around reference embeddings",
+    "chroma_kl": "KL(reference || generated) of 12-bin mean-chroma profiles, per pair and of set means",
+}
+
+
+def embedding_section(emb) -> dict:
+    builtin = emb.name == embeddings.DEFAULT_EMBEDDING
+    return {"name": emb.name, "dim": int(emb.dim),
+            "comparable_with_paper": False if builtin else None,
+            "note": ("weight-free statistics of log-mel, chroma and onsets "
+                     "(diffv2m.evaluate.embeddings); this is NOT VGGish, PANNs or CLAP, so FD, "
+                     "density/coverage and KL here are NOT comparable with the paper's FAD/FD/KL/"
+                     "density/coverage numbers" if builtin else
+                     "user-registered embedding; comparability with the paper depends on it "
+                     "being the same network and weights")}
+
+
+def distribution_section(gen: np.ndarray, ref: np.ndarray | None, pairs, emb, k: int) -> dict:
+    if ref is None or len(ref) == 0:
+        return {"skipped": "no reference music"}
+    out: dict = {"n_generated": int(len(gen)), "n_reference": int(len(ref))}
+    out["frechet_distance"] = distribution.frechet_distance(gen, ref)
+    if len(gen) < gen.shape[1] or len(ref) < ref.shape[1]:
+        out["frechet_note"] = (f"fewer clips than embedding dimensions ({gen.shape[1]}): "
+                               "covariances are rank-deficient; treat FD as indicative")
+    if len(ref) > k:
+        out["density_coverage"] = distribution.density_coverage(ref, gen, k=k)
+    else:
+        out["density_coverage"] = {"skipped": f"needs more than k={k} reference clips, have {len(ref)}"}
+    if emb.name == embeddings.DEFAULT_EMBEDDING:
+        cs = embeddings.CHROMA_MEAN
+        p = np.stack([ref[j, cs] for _, j in pairs]) if pairs else None
+        q = np.stack([gen[i, cs] for i, _ in pairs]) if pairs else None
+        out["chroma_kl"] = {
+            "paired_mean": distribution.mean_pairwise_kl(p, q) if pairs else None,
+            "set_means": distribution.kl_divergence(ref[:, cs].mean(0), gen[:, cs].mean(0)),
+            "n_pairs": len(pairs)}
+    else:
+        out["chroma_kl"] = {"skipped": "defined for the built-in embedding's chroma block only"}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    progress = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    report, plots = run(args, progress)
+    atomic_write_text(args.output, json.dumps(report, indent=2, allow_nan=False) + "\n")
+    progress(f"wrote {args.output}")
+    if args.html:
+        from .report import write_html
+        write_html(args.html, report, plots[:max(0, args.html_clips)])
+        progress(f"wrote {args.html}")
+    return 0
