@@ -38,6 +38,7 @@ from .takes import AudioPreview, TakesList
 from .worker import Job
 
 APP_NAME = "Diff-V2M Studio"
+LOADING = "loading the model"
 OPEN_FILTER = ("Timelines and videos (*.otio *.otioz *.otiod *.edl *.xml *.fcpxml *.aaf *.kdenlive "
                "*.mp4 *.mov *.mkv *.avi *.m4v *.webm *.mxf *.mpg *.mpeg);;All files (*)")
 
@@ -157,17 +158,14 @@ class ScorePanel(QWidget):
         if loader is None:
             from ..session import load_backend as loader
         self.controls.set_backend(None)
-        self._run(Job(lambda progress: loader(), "loading the model"),
-                  on_result=self._backend_loaded, label="loading the model")
+        self._run(Job(lambda progress: loader(), LOADING),
+                  on_result=self._backend_loaded, label=LOADING)
 
     def _backend_loaded(self, backend: Any) -> None:
         self.backend = backend
         self.controls.set_backend(getattr(backend, "name", type(backend).__name__))
         self.backendReady.emit(backend)
-        if self._pending_path is not None:
-            path, self._pending_path = self._pending_path, None
-            self.open_path(path)
-        self._update_ready()
+        self._update_ready()            # a file given meanwhile opens when the job is done
 
     # -- opening ----------------------------------------------------------------------------
     def ask_open(self) -> None:
@@ -180,14 +178,14 @@ class ScorePanel(QWidget):
         """Open a timeline or a video; the whole of it is selected. Errors go to the status."""
         from ..session import ScoringSession
         path = Path(path)
+        if self.backend is None or (self.job is not None and self.job.name == LOADING):
+            self._pending_path = path
+            self.file_label.setText(f"{path.name} (waiting for the model…)")
+            return True
         if self.is_busy():
             self.show_error("Wait for the running job to finish (or cancel it) before opening "
                             "another file")
             return False
-        if self.backend is None:
-            self._pending_path = path
-            self.file_label.setText(f"{path.name} (waiting for the model…)")
-            return True
         try:
             session = ScoringSession(path, self.backend, media_root=self.media_root,
                                      cache_dir=self.cache_dir, take_dir=self.take_dir)
@@ -375,9 +373,12 @@ class ScorePanel(QWidget):
         self.busyChanged.emit(False)
         if job.name.startswith("take"):
             self.generationEnded.emit(job.outcome or "failed")
+        if self._pending_path is not None and self.backend is not None:
+            path, self._pending_path = self._pending_path, None
+            self.open_path(path)
 
     def _failed(self, message: str, details: str, user_error: bool) -> None:
-        if self.backend is None and self.job is not None and self.job.name == "loading the model":
+        if self.backend is None and self.job is not None and self.job.name == LOADING:
             self.controls.set_backend(None, error=message)
         self.show_error(message, details=details, unexpected=not user_error)
 
@@ -386,8 +387,11 @@ class ScorePanel(QWidget):
 
     def shutdown(self, msecs: int = 5000) -> bool:
         """Cancel running work and wait (bounded) for the threads; True when all stopped."""
+        from shiboken6 import isValid
         if self.job is not None:
             self.job.cancel()
+        if not isValid(self):                 # already destroyed with its window
+            return True
         self.preview.stop()
         self.strip.thumbnails.shutdown(msecs)
         return self.pool.waitForDone(msecs)

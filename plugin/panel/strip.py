@@ -231,6 +231,9 @@ class ThumbnailLoader(QObject):
         self.updated.emit()
 
     def shutdown(self, msecs: int = 2000) -> None:
+        from shiboken6 import isValid
+        if not isValid(self.pool):
+            return
         self.pool.clear()
         self.pool.waitForDone(msecs)
 
