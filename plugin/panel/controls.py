@@ -83,9 +83,12 @@ class GenerateControls(QWidget):
         form.setContentsMargins(0, 0, 0, 0)
         pairs = [("Seed", seed_box), ("Steps", self.steps), ("Guidance", self.cfg),
                  ("Style", self.style), ("Sampler", self.sampler)]
+        for w in (self.seed, self.steps, self.cfg):
+            w.setMaximumWidth(140)
         for k, (label, w) in enumerate(pairs):
             form.addWidget(QLabel(label), k // 3, 2 * (k % 3))
             form.addWidget(w, k // 3, 2 * (k % 3) + 1)
+        form.setColumnStretch(6, 1)
 
         self.generate_button = QPushButton("Generate")
         self.generate_button.setDefault(True)

@@ -424,7 +424,9 @@ class TimelineStrip(QWidget):
             return
         a, b = self.x_of(self.sel_in), self.x_of(self.sel_out)
         top = RULER_H
-        p.fillRect(QRectF(a, top, b - a, self.height() - top), QColor(255, 255, 255, 45))
+        shade = QColor(0, 0, 0, 110)              # outside the selection is dimmed
+        p.fillRect(QRectF(HEADER_W, top, max(0.0, a - HEADER_W), self.height() - top), shade)
+        p.fillRect(QRectF(b, top, max(0.0, self.width() - b), self.height() - top), shade)
         p.fillRect(QRectF(a, 0, b - a, RULER_H), QColor(90, 160, 255, 90))
         for x, label in ((a, "IN"), (b, "OUT")):
             p.setPen(QPen(QColor(90, 170, 255), 2))
