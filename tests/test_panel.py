@@ -1,7 +1,8 @@
 """The PySide6 panel, driven through its real widgets offscreen with pytest-qt.
 
 The backend is a fixture: the real torch-free runtime over the embedded default's ONNX graphs
-when ``diffv2m.export.runtime`` and ``diffv2m/assets/default/onnx/manifest.json`` exist, else
+when ``diffv2m.export.runtime`` and ``diffv2m/assets/default/onnx/manifest.json`` exist (or
+over the graphs in ``$DIFFV2M_TEST_ONNX_DIR``), else
 the deterministic numpy test double ``tests/panel_backend.ToyBackend``.  Either way it is
 wrapped in :class:`SpyBackend`, which counts network calls (to check that Cancel stops within
 one sampler step and that a new seed does not recompute features).
@@ -44,11 +45,13 @@ GEN_TIMEOUT_MS = 240_000
 
 
 def real_runtime_available() -> bool:
-    manifest = ROOT / "diffv2m" / "assets" / "default" / "onnx" / "manifest.json"
+    """The export runtime module and the embedded default's exported graphs are both there."""
+    from diffv2m.assets import default_onnx_dir
     try:
-        return importlib.util.find_spec("diffv2m.export.runtime") is not None and manifest.is_file()
+        has_runtime = importlib.util.find_spec("diffv2m.export.runtime") is not None
     except ModuleNotFoundError:
-        return False
+        has_runtime = False
+    return has_runtime and (default_onnx_dir() / "manifest.json").is_file()
 
 
 class SpyBackend:
@@ -90,9 +93,14 @@ class SpyBackend:
 
 @pytest.fixture(scope="session")
 def real_backend():
+    """``load_backend()`` over the embedded graphs (or over DIFFV2M_TEST_ONNX_DIR when set,
+    to exercise the real runtime with any exported graphs); None when unavailable."""
+    from diffv2m.plugin.session import load_backend
+    override = os.environ.get("DIFFV2M_TEST_ONNX_DIR")
+    if override:
+        return load_backend(override)
     if not real_runtime_available():
         return None
-    from diffv2m.plugin.session import load_backend
     return load_backend()
 
 
