@@ -93,9 +93,17 @@ class _Encoder(nn.Module):
 
 def graph_specs(model: nn.Module, config: ModelConfig) -> dict[str, dict[str, Any]]:
     """Per graph: the module, input names + dynamic axes, output names + dynamic axes."""
-    ae = copy.deepcopy(model.autoencoder).eval()
-    if hasattr(ae, "remove_weight_norm"):
-        ae.remove_weight_norm()
+    # A fresh copy with weight norm folded.  Not copy.deepcopy: a deep copy shares the
+    # parametrised module classes, and removing the parametrisation from the copy would
+    # delete ``weight`` from the original's class too.
+    from diffv2m.models.autoencoder import Autoencoder
+    src = model.autoencoder
+    if isinstance(src, Autoencoder):
+        ae = Autoencoder(src.cfg)
+        ae.load_state_dict(src.state_dict())
+        ae.eval().remove_weight_norm()
+    else:
+        ae = copy.deepcopy(src).eval()
     specs: dict[str, dict[str, Any]] = {}
     if config.semantic.backend == "cnn":
         specs["semantic_encoder"] = dict(
@@ -327,5 +335,5 @@ def export_onnx(checkpoint: str | os.PathLike | None, out_dir: str | os.PathLike
     with atomic_path(out / MANIFEST) as tmp:
         Path(tmp).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
         os.chmod(tmp, 0o644)
-    validate_manifest(out)
+    validate_manifest(out, require_graphs=graphs is None)
     return manifest

@@ -59,7 +59,8 @@ def read_manifest(onnx_dir: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
-def validate_manifest(onnx_dir: str | os.PathLike, *, check_hashes: bool = True) -> dict[str, Any]:
+def validate_manifest(onnx_dir: str | os.PathLike, *, check_hashes: bool = True,
+                      require_graphs: bool = True) -> dict[str, Any]:
     """Check ``onnx_dir`` against its manifest and return the manifest.
 
     Raises :class:`UserError` (one line naming the file) when the manifest is missing or
@@ -74,8 +75,8 @@ def validate_manifest(onnx_dir: str | os.PathLike, *, check_hashes: bool = True)
         raise UserError(f"{where}: no 'graphs' table")
     if not isinstance(manifest.get("config"), dict):
         raise UserError(f"{where}: no model 'config'")
-    need = list(REQUIRED_GRAPHS)
-    if manifest["config"].get("semantic", {}).get("backend", "cnn") == "cnn":
+    need = list(REQUIRED_GRAPHS) if require_graphs else []
+    if require_graphs and manifest["config"].get("semantic", {}).get("backend", "cnn") == "cnn":
         need.append("semantic_encoder")
     for name in need:
         if name not in graphs:
