@@ -297,18 +297,21 @@ def build_corpus(out_dir: str | Path, *, minutes: float, seed: int, clip_seconds
                             f"{clip_seconds:g} s; ask for fewer --minutes")
         records = [r for p in plans for r in p.records]
         rendered: list[str] = []
-        done = sum(clip_complete(out_dir, r) for r in records)
-        report("render", done, need)
+        complete = {r["id"] for r in records if clip_complete(out_dir, r)}
+        report("render", len(complete), need)
         jobs2 = [(settings, p, out_dir) for p in plans
-                 if not all(clip_complete(out_dir, r) for r in p.records)]
+                 if not all(r["id"] in complete for r in p.records)]
         results = (pool.imap(_render_job, jobs2) if pool is not None
                    else map(_render_job, jobs2))
+        last_write = time.monotonic()
         for ids in results:
             rendered += ids
-            done += len(ids)
-            report("render", done, need)
-            write_manifest(out_dir / "manifest.jsonl",
-                           [r for r in records if clip_complete(out_dir, r)])
+            complete.update(ids)
+            report("render", len(complete), need)
+            if time.monotonic() - last_write > 30.0:      # a usable manifest while it runs
+                write_manifest(out_dir / "manifest.jsonl",
+                               [r for r in records if r["id"] in complete])
+                last_write = time.monotonic()
         write_manifest(out_dir / "manifest.jsonl", records)
         if pool is not None:
             pool.close()

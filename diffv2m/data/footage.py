@@ -92,8 +92,8 @@ def grade_params(mode: str, energy: float) -> dict:
     major = 1.0 if mode == "major" else 0.0
     mood = 0.5 * major + 0.5 * e                             # 0 minor/calm .. 1 major/energetic
     return {"saturation": round(0.35 + 0.95 * mood, 4),
-            "gain": round(0.62 + 0.45 * mood, 4),
-            "gamma": round(1.35 - 0.5 * mood, 4),
+            "gain": round(0.7 + 0.4 * mood, 4),
+            "gamma": round(1.25 - 0.4 * mood, 4),
             "warmth": round(2.0 * mood - 1.0, 4)}
 
 
@@ -136,7 +136,7 @@ def _field(scene: str, X: np.ndarray, Y: np.ndarray, t: np.ndarray, rng) -> np.n
         return 0.5 + 0.125 * out
     if scene == "rings":
         r = np.sqrt(X ** 2 + Y ** 2) + 1e-3
-        k, w = rng.uniform(6, 14), rng.uniform(2, 6) * rng.choice([-1, 1])
+        k, w = rng.uniform(3, 6), rng.uniform(2, 5) * rng.choice([-1, 1])
         return 0.5 + 0.5 * np.sin(k * np.log(r) * 2 - w * T)
     if scene == "checker":
         a = rng.uniform(-0.8, 0.8) * T
@@ -158,7 +158,7 @@ def render_shot(shot: Shot, t: np.ndarray, zoom: np.ndarray, width: int, height:
     Y = ys[None, :, None] / z
     X, Y = np.broadcast_arrays(X, Y)
     f = _field(shot.scene, X, Y, t.astype(np.float32), rng).astype(np.float32)
-    v_bg, v_fg = (0.78, 0.30) if shot.light else (0.18, 0.68)
+    v_bg, v_fg = (0.95, 0.6) if shot.light else (0.08, 0.4)
     c1 = hsv_to_rgb(shot.hue, 0.75, v_bg)
     c2 = hsv_to_rgb((shot.hue + rng.uniform(0.08, 0.2)) % 1.0, 0.85, v_fg)
     return c1 + f[..., None] * (c2 - c1)
@@ -178,8 +178,8 @@ def accent_envelope(accent_times: np.ndarray, n_frames: int, fps: float,
 
 
 def render_footage(shots: list[Shot], n_frames: int, fps: float, width: int, height: int,
-                   grade: dict, accents: np.ndarray, *, flash: float = 0.12,
-                   pulse: float = 0.08) -> np.ndarray:
+                   grade: dict, accents: np.ndarray, *, flash: float = 0.15,
+                   pulse: float = 0.03) -> np.ndarray:
     """All frames ``[N,H,W,3]`` uint8: shots, accents (flash + scale pulse), then the grade."""
     env = accent_envelope(accents, n_frames, fps)
     out = np.empty((n_frames, height, width, 3), np.uint8)
@@ -187,7 +187,7 @@ def render_footage(shots: list[Shot], n_frames: int, fps: float, width: int, hei
         t = np.arange(s.start, s.end, dtype=np.float64) / fps
         e = env[s.start:s.end]
         rgb = render_shot(s, t, 1.0 + pulse * e, width, height)
-        rgb = rgb * (1.0 + flash * e)[:, None, None, None] + (0.5 * flash * e)[:, None, None, None]
+        rgb = rgb * (1.0 + flash * e)[:, None, None, None]
         rgb = apply_grade(np.clip(rgb, 0.0, 1.0).astype(np.float32), grade)
         out[s.start:s.end] = np.round(rgb * 255.0).astype(np.uint8)
     return out
