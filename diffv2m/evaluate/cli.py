@@ -275,6 +275,8 @@ def run(args, progress=print) -> tuple[dict, list[ClipPlot]]:
     ref_cache: dict[Path, dict] = {}
     rows, plots = [], []
     gen_emb, ref_emb, pair_idx = [], [], []
+    ref_audio: tuple[Path | None, np.ndarray] = (None, np.zeros(0, np.float32))
+    plot_limit = max(0, args.html_clips) if getattr(args, "html", None) else 0
     recon_mod = None
     recon_note = None
     if args.recon:
@@ -297,9 +299,12 @@ def run(args, progress=print) -> tuple[dict, list[ClipPlot]]:
             if clip.reference not in ref_cache:
                 ry = read_music(clip.reference, sr)
                 ro, rb = music_events(ry, sr)
-                ref_cache[clip.reference] = {"y": ry, "onsets": ro, "beats": rb,
+                ref_cache[clip.reference] = {"onsets": ro, "beats": rb, "n": len(ry),
                                              "emb": emb.embed(ry, sr), "index": len(ref_cache)}
-            ref = ref_cache[clip.reference]
+                ref_audio = (clip.reference, ry)
+            elif ref_audio[0] != clip.reference:     # keep one reference's samples in memory
+                ref_audio = (clip.reference, read_music(clip.reference, sr))
+            ref = dict(ref_cache[clip.reference], y=ref_audio[1])
             pair_idx.append((len(gen_emb) - 1, ref["index"]))
         plot = ClipPlot(f"{clip.name}" + (f" take {clip.take}" if clip.take else ""),
                         y, sr, np.zeros(0), onsets)
@@ -316,7 +321,7 @@ def run(args, progress=print) -> tuple[dict, list[ClipPlot]]:
             row["alignment"] = alignment_scores(onsets, beats, dur, cuts, vb, args, seed)
             if ref is not None:
                 row["reference_alignment"] = alignment_scores(
-                    ref["onsets"], ref["beats"], max(len(ref["y"]) / sr, 1e-3), cuts, vb, args, seed)
+                    ref["onsets"], ref["beats"], max(ref["n"] / sr, 1e-3), cuts, vb, args, seed)
             if clip.annotated_cuts is not None:
                 row["annotated_cuts"] = _clean(alignment.random_shift_baseline(
                     onsets, clip.annotated_cuts, dur, tol=args.tol, n_shifts=args.shifts,
@@ -350,7 +355,8 @@ def run(args, progress=print) -> tuple[dict, list[ClipPlot]]:
                             "mel_distance": recon_mod.mel_distance(ref["y"][:n], y[:n], sr),
                             "si_sdr_db": recon_mod.si_sdr(ref["y"][:n], y[:n])}
         rows.append(row)
-        plots.append(plot)
+        if len(plots) < plot_limit:                  # the HTML draws only the first few
+            plots.append(plot)
 
     dist = distribution_section(np.stack(gen_emb),
                                 np.stack([r["emb"] for r in sorted(ref_cache.values(),
@@ -436,6 +442,6 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"wrote {args.output}")
     if args.html:
         from .report import write_html
-        write_html(args.html, report, plots[:max(0, args.html_clips)])
+        write_html(args.html, report, plots)
         progress(f"wrote {args.html}")
     return 0
