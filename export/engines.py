@@ -233,7 +233,8 @@ def lookup(graph: str, onnx_sha256: str, *, identity: GpuIdentity,
         have = f"; the cache holds engines for {', '.join(others)}" if others else ""
         return None, (f"no engines for {identity.describe()}{have} (engines are tied to the "
                       "GPU architecture and TensorRT version: run 'diffv2m engines build')")
-    wanted = [normalise_precision(precision)] if precision else list(PREFERENCE)
+    precision = normalise_precision(precision) if precision else None
+    wanted = [precision] if precision else list(PREFERENCE)
     entries = [(p, m["engines"].get(f"{graph}:{p}")) for p in wanted]
     entries = [(p, e) for p, e in entries if e]
     if not entries:
