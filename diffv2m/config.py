@@ -138,7 +138,18 @@ class ModelConfig:
 
 
 def small_config() -> ModelConfig:
-    return ModelConfig()
+    """The embedded default: sized so it trains on a 2-core CPU in about an hour and generates
+    30 s of music in seconds (DESIGN.md section 3; figures in the model card)."""
+    return ModelConfig(
+        name="small",
+        semantic_dim=64,
+        autoencoder=AutoencoderConfig(latent_dim=16),
+        semantic=SemanticEncoderConfig(image_size=64, width=16, out_dim=64),
+        rhythm=RhythmPredictorConfig(width=64, depth=2, heads=4, pseudo_hidden=64, ff_mult=2),
+        dit=DiTConfig(embed_dim=128, depth=4, heads=4, cond_token_dim=64, global_cond_dim=192,
+                      timestep_features=64, fusion_t_dim=32, fusion_hidden=64,
+                      rhythm_hidden=64, colour_hidden=128, ff_mult=2),
+    )
 
 
 def paper_config() -> ModelConfig:

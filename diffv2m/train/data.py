@@ -92,8 +92,8 @@ def load_prior_data(manifest: Path, split: str, *, seconds: int, image_size: int
         scene_cut=np.stack(rows["scene_cut"]), motion=np.stack(rows["motion"]),
         odf=np.stack(rows["odf"]),
         cls=np.array([int(c.get("cls", 1)) for c in clips], np.int64),
-        seconds_start=np.array([float(c.get("offset", 0.0)) for c in clips], np.float32),
-        seconds_total=np.array([float(c.get("piece_duration", c.get("duration", seconds)))
+        seconds_start=np.array([float(c.get("start", c.get("offset", 0.0))) for c in clips], np.float32),
+        seconds_total=np.array([float(c.get("piece_duration", float(c.get("start", 0.0)) + float(c.get("duration", seconds))))
                                 for c in clips], np.float32),
         ids=[c["id"] for c in clips])
     return data, clips
