@@ -60,6 +60,10 @@ def main(argv: list[str]) -> int:
     out = Path(args.output) if args.output else video.with_name(f"{video.stem}.take-{args.seed}.wav")
     if out.resolve() == video.resolve():
         raise UserError(f"{out}: refusing to overwrite the input video")
+    if out.suffix.lower() not in (".wav", ".flac"):
+        raise UserError(f"{out}: output must end in .wav or .flac")
+    from . import media
+    media.FileFrameSource(video, start=args.start, end=args.end)   # bad input fails here, first
     backend = make_backend(args)
     settings = Settings(seed=args.seed, steps=args.steps, cfg_scale=args.cfg,
                         sampler=args.sampler, cls=args.style)
