@@ -614,3 +614,21 @@ def test_panel_imports_without_torch():
             "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n")
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+
+
+def test_pyside_keeps_refcounts_of_none_and_true(qtbot):
+    """PySide6 6.12.0 on CPython 3.11 drops a reference to None on every void call and to True
+    on every Signal.emit; long sessions then abort ("deallocating None").  Use another
+    PySide6 (6.11.3 is sound) — see plugin/panel/app.py's warning."""
+    from PySide6.QtCore import QObject, Signal
+    from PySide6.QtWidgets import QLabel
+
+    class S(QObject):
+        ping = Signal()
+    s, label = S(), QLabel()
+    s.ping.connect(lambda: None)
+    n, t = sys.getrefcount(None), sys.getrefcount(True)
+    for _ in range(200):
+        s.ping.emit()
+        label.setText("x")
+    assert sys.getrefcount(None) - n > -100 and sys.getrefcount(True) - t > -100

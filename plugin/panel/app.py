@@ -29,6 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def pyside_problem() -> str:
+    """A known-bad PySide6 for this Python, or "" (6.12.0 on CPython < 3.12 mis-counts the
+    references of None and True and aborts long sessions with "deallocating None")."""
+    import PySide6
+    if PySide6.__version__.startswith("6.12.0") and sys.version_info < (3, 12):
+        return (f"PySide6 {PySide6.__version__} has a reference-counting bug on Python "
+                f"{sys.version_info.major}.{sys.version_info.minor} that crashes long sessions; "
+                "install pyside6-essentials/pyside6-addons 6.11.3")
+    return ""
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.path and not Path(args.path).exists():
@@ -38,6 +49,10 @@ def main(argv: list[str]) -> int:
 
     from .. import session as session_mod
     from .window import MainWindow
+
+    warning = pyside_problem()
+    if warning:
+        print(f"diffv2m panel: warning: {warning}", file=sys.stderr)
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "diffv2m"])
     app.setOrganizationName("DiffV2M")
