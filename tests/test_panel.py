@@ -95,13 +95,14 @@ class SpyBackend:
 def real_backend():
     """``load_backend()`` over the embedded graphs (or over DIFFV2M_TEST_ONNX_DIR when set,
     to exercise the real runtime with any exported graphs); None when unavailable."""
+    from diffv2m.plugin.panel.worker import panel_threads
     from diffv2m.plugin.session import load_backend
     override = os.environ.get("DIFFV2M_TEST_ONNX_DIR")
     if override:
-        return load_backend(override)
+        return load_backend(override, threads=panel_threads())   # as the panel loads it
     if not real_runtime_available():
         return None
-    return load_backend()
+    return load_backend(threads=panel_threads())
 
 
 @pytest.fixture

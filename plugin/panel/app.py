@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Open the Diff-V2M scoring panel on a timeline or video.")
     p.add_argument("path", nargs="?", help="timeline (.otio, .edl, .xml, ...) or video to open")
     p.add_argument("--onnx-dir", help="exported graphs (default: the embedded model's)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for the runtime")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for the runtime (default: all cores but one, for the UI)")
     p.add_argument("--media-root", help="relink: look for missing media by name under this folder")
     p.add_argument("--take-dir", help="where takes are written (default: beside the timeline)")
     p.add_argument("--settings", help="an INI file for the panel's settings instead of the "
@@ -60,8 +61,10 @@ def main(argv: list[str]) -> int:
     settings = (QSettings(args.settings, QSettings.Format.IniFormat) if args.settings
                 else QSettings("DiffV2M", "Studio"))
 
+    from .worker import panel_threads
+
     def loader():
-        return session_mod.load_backend(args.onnx_dir, threads=args.threads)
+        return session_mod.load_backend(args.onnx_dir, threads=args.threads or panel_threads())
 
     win = MainWindow(settings=settings, backend_loader=loader, media_root=args.media_root,
                      take_dir=args.take_dir, confirm_close=not args.screenshot)

@@ -10,7 +10,7 @@ Docking in a host application (Nuke Studio / Hiero, or any PySide6 app)::
     from diffv2m.plugin.panel import ScorePanel
 
     dock = QDockWidget("Diff-V2M score", host_main_window)
-    panel = ScorePanel()                    # loads the default runtime in the background
+    panel = ScorePanel()    # loads the default runtime in the background (cores - 1 threads)
     dock.setWidget(panel)
     panel.windowTitleChanged.connect(dock.setWindowTitle)   # "NAME* — 2 unsaved takes"
     host_main_window.addDockWidget(Qt.RightDockWidgetArea, dock)
@@ -35,7 +35,7 @@ from diffv2m.errors import UserError
 from .controls import GenerateControls
 from .strip import SelectionBar, TimelineStrip, model_for_session
 from .takes import AudioPreview, TakesList
-from .worker import Job
+from .worker import Job, panel_threads
 
 APP_NAME = "Diff-V2M Studio"
 LOADING = "loading the model"
@@ -156,7 +156,10 @@ class ScorePanel(QWidget):
     def _load_backend(self) -> None:
         loader = self.backend_loader
         if loader is None:
-            from ..session import load_backend as loader
+            from ..session import load_backend
+
+            def loader():
+                return load_backend(threads=panel_threads())
         self.controls.set_backend(None)
         self._run(Job(lambda progress: loader(), LOADING),
                   on_result=self._backend_loaded, label=LOADING)
