@@ -133,7 +133,15 @@ class ScoringSession:
         return self._conditions
 
     def take_path(self, seed: int) -> Path:
-        return self.take_dir / f"{self.path.stem}.take-{seed}.wav"
+        """``NAME.take-SEED.wav``; a second take with the same seed in this session (other
+        settings) gets ``NAME.take-SEED-2.wav`` so no listed take is ever overwritten."""
+        used = {t.path for t in self.takes}
+        path = self.take_dir / f"{self.path.stem}.take-{seed}.wav"
+        k = 2
+        while path in used:
+            path = self.take_dir / f"{self.path.stem}.take-{seed}-{k}.wav"
+            k += 1
+        return path
 
     def generate(self, settings: Settings, progress: Progress | None = None) -> TakeRecord:
         """One take for the current selection, written as NAME.take-SEED.wav."""
