@@ -347,6 +347,12 @@ def test_leftover_missing_and_misshaped_tensors_are_refused(tiny, tmp_path, caps
     (tmp_path / "junk.ckpt").write_bytes(b"not a torch file")
     with pytest.raises(UserError, match="cannot read checkpoint"):
         convert_official(tmp_path / "junk.ckpt", tmp_path / "o3", config=cfg)
+    import argparse
+    torch.save({"state_dict": {"a": torch.zeros(1)}, "hparams": argparse.Namespace(lr=1)},
+               str(tmp_path / "pickled.ckpt"))                   # refused by weights_only
+    with pytest.raises(UserError, match="objects other than tensors") as ei:
+        convert_official(tmp_path / "pickled.ckpt", tmp_path / "o3", config=cfg)
+    assert "\x1b" not in str(ei.value) and "\n" not in str(ei.value)
     with pytest.raises(UserError, match="no such file"):
         convert_official(tmp_path / "nope.ckpt", tmp_path / "o3", config=cfg)
 

@@ -209,8 +209,14 @@ def _load_any(path: Path) -> dict[str, Any]:
     except UserError:
         raise
     except Exception as exc:           # not a torch file, pickle refused by weights_only, ...
-        msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-        raise UserError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {msg})") from None
+        msg = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+        msg = msg.splitlines()[0][:200] if msg else ""
+        hint = ""
+        if "weights_only" in str(exc) or "Unpickl" in type(exc).__name__:
+            hint = ("; it holds objects other than tensors: if you trust it, save its "
+                    "'state_dict' as .safetensors and convert that")
+        raise UserError(f"{path}: cannot read checkpoint ({type(exc).__name__}: {msg}){hint}"
+                        ) from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not obj:
