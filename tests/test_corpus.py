@@ -123,8 +123,8 @@ def test_same_seed_same_corpus_whatever_the_workers(small, tmp_path):
     assert (out_a / "manifest.jsonl").read_bytes() == (out_b / "manifest.jsonl").read_bytes()
     for r in rep_b.records:
         assert _sha(out_a / r["audio"]) == _sha(out_b / r["audio"])
-    other = build_corpus(tmp_path / "c", minutes=0.5, seed=8)
-    assert [r["piece"] for r in other.records] != [r["piece"] for r in rep_a.records]
+    assert music.candidate_pieces(8)[:5] != music.candidate_pieces(7)[:5]
+    assert sorted(music.candidate_pieces(8)) == sorted(music.candidate_pieces(7))
 
 
 def test_resume_renders_only_the_missing_clip(small):
