@@ -139,7 +139,9 @@ class OrtGraph:
         return self.provider != self.requested
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        return self.session.run(None, feeds)[0]
+        """Run with the feeds the graph takes (the exporter prunes inputs a model ignores,
+        e.g. colour under the published wiring)."""
+        return self.session.run(None, {k: v for k, v in feeds.items() if k in self.input_names})[0]
 
     def describe(self) -> str:
         s = f"{self.name}: onnxruntime {self.provider}"

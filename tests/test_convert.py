@@ -466,3 +466,38 @@ def test_converted_dit_exports_to_onnx_with_parity(tiny, tmp_path):
         print(f"\n  converted tiny DiT t={t}: onnxruntime vs torch max abs err {err:.3g} "
               f"(scale {scale:.3g})")
         assert got.shape == want.shape and err <= 1e-4 * max(scale, 1e-6)
+
+
+def test_published_wiring_model_exports_and_runs_in_the_runtime(tmp_path):
+    """The released wiring leaves colour unused; export prunes it and the runtime copes."""
+    import numpy as np
+    import torch
+    from diffv2m.config import (AutoencoderConfig, DiTConfig, ModelConfig,
+                                RhythmPredictorConfig, SemanticEncoderConfig)
+    from diffv2m.export.onnx import export_onnx
+    from diffv2m.export.runtime import load_runtime
+    from diffv2m.models.checkpoint import save_checkpoint
+    from diffv2m.models.diffv2m import DiffV2M
+    torch.manual_seed(0)
+    cfg = ModelConfig(name="wired", window_seconds=3, overlap_seconds=1, semantic_dim=8,
+                      autoencoder=AutoencoderConfig(base_channels=2, channel_mults=(1, 1, 2, 2, 2),
+                                                    latent_dim=4),
+                      semantic=SemanticEncoderConfig(image_size=16, width=4, out_dim=8),
+                      rhythm=RhythmPredictorConfig(width=8, depth=1, heads=2, pseudo_hidden=8),
+                      dit=DiTConfig(embed_dim=16, depth=1, heads=2, cond_token_dim=8,
+                                    global_cond_dim=24, global_cond_type="prepend",
+                                    published_wiring=True, published_norms=True,
+                                    seconds_tokens=True, context_pos_emb="none",
+                                    timestep_features=16, fusion_t_dim=8, fusion_hidden=16,
+                                    rhythm_hidden=8, colour_hidden=16))
+    ckpt = tmp_path / "wired.safetensors"
+    save_checkpoint(ckpt, DiffV2M(cfg), cfg)
+    export_onnx(ckpt, tmp_path / "onnx")
+    rt = load_runtime(tmp_path / "onnx")
+    x = np.random.default_rng(0).standard_normal((1, 4, cfg.latent_frames)).astype(np.float32)
+    args = dict(semantic=np.ones((1, 3, 8), np.float32), rhythm=np.ones((1, 3, 1), np.float32),
+                cls=np.zeros(1, np.int64), seconds_start=np.zeros(1, np.float32),
+                seconds_total=np.full(1, 3.0, np.float32))
+    a = rt.denoise(x, np.full(1, 0.5, np.float32), colour=np.zeros((1, 3, 3072), np.float32), **args)
+    b = rt.denoise(x, np.full(1, 0.5, np.float32), colour=np.ones((1, 3, 3072), np.float32), **args)
+    assert np.array_equal(a, b) and np.isfinite(a).all()
