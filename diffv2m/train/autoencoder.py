@@ -20,15 +20,21 @@ from .state import EMA, LossLog, load_run, save_run, step_generator
 
 
 class VAEPass(torch.nn.Module):
-    """One training pass of the VAE: x -> (x_hat, mean, logvar), z sampled with ``noise``."""
+    """One training pass of the VAE: x -> (x_hat, mean, logvar), z = mean + s * std * noise.
 
-    def __init__(self, ae: torch.nn.Module):
+    ``posterior_noise`` (s) below 1 keeps a small model from ignoring its latent early in
+    training: with s = 1 the untrained encoder's means drown in unit noise, the decoder learns
+    to ignore z and the posterior collapses (seen here on the CPU recipe).
+    """
+
+    def __init__(self, ae: torch.nn.Module, posterior_noise: float = 1.0):
         super().__init__()
         self.ae = ae
+        self.posterior_noise = posterior_noise
 
     def forward(self, x: torch.Tensor, noise: torch.Tensor):
         mean, logvar = self.ae.encode(x)
-        z = mean + torch.exp(0.5 * logvar) * noise[..., : mean.shape[-1]]
+        z = mean + self.posterior_noise * torch.exp(0.5 * logvar) * noise[..., : mean.shape[-1]]
         return self.ae.decode(z), mean, logvar
 
 
@@ -69,7 +75,7 @@ def train_autoencoder(args: argparse.Namespace) -> Path:
     ema = EMA(ae, decay=args.ema)
     start = load_run(run, ae, ema, opt)
     log = LossLog(run / "loss.jsonl", start) if info.main else None
-    net = distributed.wrap(VAEPass(ae), info)
+    net = distributed.wrap(VAEPass(ae, args.posterior_noise), info)
     per_rank = args.batch_size // info.world
 
     bar = tqdm(total=args.steps, initial=start, desc="autoencoder", unit="step",
@@ -157,6 +163,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema", type=float, default=0.995)
     p.add_argument("--kl-weight", type=float, default=1e-4)
     p.add_argument("--mel-weight", type=float, default=1.0)
+    p.add_argument("--posterior-noise", type=float, default=1.0,
+                   help="scale of the sampling noise in training (0: a plain autoencoder)")
     p.add_argument("--adversarial", action="store_true", help="add the STFT discriminator loss")
     p.add_argument("--adversarial-start", type=int, default=0,
                    help="step from which the discriminator trains")
