@@ -107,3 +107,18 @@ def test_torchrun_ddp_two_cpu_processes_matches_single_process(corpus, autoencod
     b = read_log(two / "loss.jsonl")
     # the same global batch split over two ranks: the same mean loss at the first step
     assert b[0]["loss"] == pytest.approx(a[0]["loss"], rel=1e-4)
+
+
+def test_explore_latents_writes_a_png(corpus, autoencoder, tmp_path):
+    out = tmp_path / "latents.png"
+    assert cli(["explore-latents", str(corpus), "--autoencoder",
+                str(autoencoder / "autoencoder.safetensors"), "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_pca_2d_finds_the_main_axis():
+    from diffv2m.train.explore import pca_2d
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 3)) * np.array([5.0, 1.0, 0.1])
+    _, axes, ratio = pca_2d(x)
+    assert abs(abs(axes[0, 0]) - 1) < 1e-2 and ratio[0] > ratio[1] > 0
