@@ -47,12 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def split_range(text: str) -> tuple[str, str]:
+    """``IN-OUT`` -> (IN, OUT) as given; the timeline code parses them in its own rate
+    (record timecode counts from the timeline's start timecode)."""
+    parts = text.split("-")
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise UserError(f"--range {text!r}: expected IN-OUT")
+    return parts[0].strip(), parts[1].strip()
+
+
 def parse_range(text: str, rate: float):
     from .timeline import parse_time
-    parts = text.split("-")
-    if len(parts) != 2 or not all(parts):
-        raise UserError(f"--range {text!r}: expected IN-OUT")
-    return parse_time(parts[0].strip(), rate), parse_time(parts[1].strip(), rate)
+    a, b = split_range(text)
+    return parse_time(a, rate), parse_time(b, rate)
 
 
 def main(argv: list[str]) -> int:
@@ -74,7 +81,7 @@ def main(argv: list[str]) -> int:
             a, b = parse_range(args.range, session.rate)
             session.select_seconds(_seconds(a), _seconds(b))
     elif args.range:
-        session.select(range=parse_range(args.range, session.rate))
+        session.select(range=split_range(args.range))
     elif args.marker:
         session.select(marker=args.marker)
     elif args.clips:
