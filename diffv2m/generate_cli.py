@@ -63,7 +63,7 @@ def main(argv: list[str]) -> int:
     if out.suffix.lower() not in (".wav", ".flac"):
         raise UserError(f"{out}: output must end in .wav or .flac")
     from . import media
-    media.FileFrameSource(video, start=args.start, end=args.end)   # bad input fails here, first
+    source = media.FileFrameSource(video, start=args.start, end=args.end)  # bad input fails first
     backend = make_backend(args)
     settings = Settings(seed=args.seed, steps=args.steps, cfg_scale=args.cfg,
                         sampler=args.sampler, cls=args.style)
@@ -71,7 +71,8 @@ def main(argv: list[str]) -> int:
     with cli_progress(disable=args.quiet) as progress:
         take = jobs.generate_file(backend, video, out, settings=settings, start=args.start,
                                   end=args.end, mux=args.mux, cache_dir=cache,
-                                  model_id=getattr(backend, "model_id", ""), progress=progress)
+                                  model_id=getattr(backend, "model_id", ""), progress=progress,
+                                  source=source)
     print(f"{out}  ({take.duration:.2f} s, seed {args.seed}, {backend.name})")
     if args.mux:
         print(f"{args.mux}  (preview)")

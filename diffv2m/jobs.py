@@ -18,7 +18,7 @@ from .errors import UserError
 from .synthesis import Backend, Conditions, Progress, Settings, Take
 
 
-def file_sha256(path: str | os.PathLike, limit: int | None = None) -> str:
+def file_sha256(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -68,11 +68,17 @@ def write_take(take: Take, out: str | os.PathLike, extra: dict[str, Any] | None 
 def generate_file(backend: Backend, video_path: str | os.PathLike, out: str | os.PathLike, *,
                   settings: Settings, start: float = 0.0, end: float | None = None,
                   mux: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
-                  model_id: str = "", progress: Progress | None = None) -> Take:
-    """Video (range) -> music file (and optionally a preview MP4 with the music muxed in)."""
+                  model_id: str = "", progress: Progress | None = None,
+                  source: Any = None) -> Take:
+    """Video (range) -> music file (and optionally a preview MP4 with the music muxed in).
+
+    ``source``: the already-probed ``media.FileFrameSource`` of that range, if the caller
+    has one (the CLI checks the input first), so the file is not probed twice.
+    """
     from . import media
     video_path = Path(video_path)
-    source = media.FileFrameSource(video_path, start=start, end=end)
+    if source is None:
+        source = media.FileFrameSource(video_path, start=start, end=end)
     if source.duration <= 0:
         raise UserError(f"{video_path}: the selected range is empty")
     conditions = video_conditions(backend, source, cls=settings.cls, cache_dir=cache_dir,

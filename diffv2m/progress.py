@@ -9,19 +9,24 @@ from .synthesis import Progress
 
 @contextlib.contextmanager
 def cli_progress(disable: bool = False) -> Iterator[Progress]:
-    """Yield a ``progress(stage, done, total)`` callback drawing tqdm bars on stderr."""
+    """Yield a ``progress(stage, done, total)`` callback drawing one tqdm bar on stderr.
+
+    The bar follows the current stage; when the stage changes (stages alternate, e.g.
+    sampling and decoding per window) the old bar is closed and a fresh one opened.
+    """
     from tqdm import tqdm
-    bars: dict[str, tqdm] = {}
+    current: dict[str, tqdm] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
         if disable:
             return
-        bar = bars.get(stage)
-        if bar is None:
-            for other in bars.values():
-                other.close()
-            bar = bars[stage] = tqdm(total=total, desc=stage, unit="step", leave=False,
-                                     dynamic_ncols=True)
+        if stage not in current:
+            for bar in current.values():
+                bar.close()
+            current.clear()
+            current[stage] = tqdm(total=total, desc=stage, unit="step", leave=False,
+                                  dynamic_ncols=True)
+        bar = current[stage]
         bar.total = total
         bar.n = done
         bar.refresh()
@@ -29,5 +34,5 @@ def cli_progress(disable: bool = False) -> Iterator[Progress]:
     try:
         yield progress
     finally:
-        for bar in bars.values():
+        for bar in current.values():
             bar.close()

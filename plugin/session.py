@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from ..jobs import default_cache_dir, file_sha256, video_conditions, write_take
+from ..jobs import default_cache_dir, video_conditions, write_take
 from ..synthesis import Backend, Conditions, Progress, Settings, Take, synthesise
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm", ".mxf", ".mpg", ".mpeg"}
@@ -59,6 +59,7 @@ class ScoringSession:
         self.selection = None           # otio TimeRange (timeline) or (start, end) seconds (video)
         self.takes: list[TakeRecord] = []
         self._conditions: Conditions | None = None
+        self._conditions_cls: int | None = None      # the class the conditions were made for
         self._source = None
         if self.is_video:
             from .. import media
@@ -126,10 +127,10 @@ class ScoringSession:
         """Features + rhythm of the selection, computed once (new seeds reuse them)."""
         if self._source is None:
             raise UserError(f"{self.path}: nothing is selected")
-        if self._conditions is None or getattr(self, "_cls", None) != settings.cls:
+        if self._conditions is None or self._conditions_cls != settings.cls:
             self._conditions = video_conditions(self.backend, self._source, cls=settings.cls,
                                                 cache_dir=self.cache_dir, progress=progress)
-            self._cls = settings.cls
+            self._conditions_cls = settings.cls
         return self._conditions
 
     def take_path(self, seed: int) -> Path:
@@ -219,6 +220,3 @@ def video_as_timeline(path: Path, info: Any):
     tl.global_start_time = otio.opentime.RationalTime(0, r)
     return tl
 
-
-def file_id(path: Path) -> str:
-    return f"{path.name}:{file_sha256(path)[:16]}"

@@ -21,20 +21,17 @@ FEATURES_VERSION = 1
 
 
 def read_manifest(path: Path) -> list[dict]:
-    """Clips of a corpus manifest (JSON lines), with media paths made absolute."""
-    if not path.is_file():
-        raise UserError(f"{path}: no such manifest")
+    """Clips of a manifest (JSON lines), with media paths made absolute.
+
+    Lenient on purpose (a user's own data needs only ``id``, ``video``, ``audio``, ``split``);
+    the corpus builder's strict reader is :func:`diffv2m.data.manifest.read_manifest`.
+    """
+    from .manifest import json_lines
     clips = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            clip = json.loads(line)
-        except json.JSONDecodeError:
-            raise UserError(f"{path}:{n}: not a JSON object") from None
+    for where, clip in json_lines(path):
         for key in ("video", "audio"):
             if key not in clip:
-                raise UserError(f"{path}:{n}: clip has no {key!r}")
+                raise UserError(f"{where}: clip has no {key!r}")
             clip[key] = str((path.parent / clip[key]).resolve())
         clips.append(clip)
     if not clips:

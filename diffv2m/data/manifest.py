@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Iterator
 
 from ..atomic import atomic_write_text
 from ..errors import UserError
@@ -60,12 +61,16 @@ def validate_record(record: dict, where: str = "clip") -> None:
             raise UserError(f"{where}: {key} must be increasing times within the clip")
 
 
-def read_manifest(path: str | Path, *, check_media: bool = True) -> list[dict]:
-    """Records of a manifest, validated; media paths stay relative to its folder."""
+def json_lines(path: str | Path) -> Iterator[tuple[str, dict]]:
+    """``("PATH:LINE", record)`` for every non-blank line of a JSON-lines manifest.
+
+    The one parser behind every manifest reader (the corpus's strict one here, the trainers'
+    and ``diffv2m evaluate``'s lenient ones): a missing file or a line that is not a JSON
+    object is a one-line :class:`UserError` naming the file and line.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such manifest")
-    records = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
@@ -75,11 +80,19 @@ def read_manifest(path: str | Path, *, check_media: bool = True) -> list[dict]:
             raise UserError(f"{path}:{n}: not a JSON object") from None
         if not isinstance(rec, dict):
             raise UserError(f"{path}:{n}: not a JSON object")
-        validate_record(rec, f"{path}:{n}")
+        yield f"{path}:{n}", rec
+
+
+def read_manifest(path: str | Path, *, check_media: bool = True) -> list[dict]:
+    """Records of a manifest, validated; media paths stay relative to its folder."""
+    path = Path(path)
+    records = []
+    for where, rec in json_lines(path):
+        validate_record(rec, where)
         if check_media:
             for key in ("video", "audio"):
                 if not (path.parent / rec[key]).is_file():
-                    raise UserError(f"{path}:{n}: {key} file {rec[key]} is missing")
+                    raise UserError(f"{where}: {key} file {rec[key]} is missing")
         records.append(rec)
     ids = [r["id"] for r in records]
     if len(set(ids)) != len(ids):

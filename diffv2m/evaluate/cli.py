@@ -108,18 +108,11 @@ def _find(folder: Path | None, name: str, suffixes) -> Path | None:
 
 
 def _read_manifest(path: Path) -> dict[str, dict]:
-    if not path.is_file():
-        raise UserError(f"{path}: no such manifest")
+    from ..data.manifest import json_lines
     out: dict[str, dict] = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            raise UserError(f"{path}:{n}: not a JSON object") from None
-        if not isinstance(rec, dict) or "id" not in rec:
-            raise UserError(f"{path}:{n}: clip has no 'id'")
+    for where, rec in json_lines(path):
+        if "id" not in rec:
+            raise UserError(f"{where}: clip has no 'id'")
         for key in ("video", "audio"):
             if rec.get(key):
                 rec[key] = (path.parent / rec[key]).resolve()

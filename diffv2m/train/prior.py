@@ -165,20 +165,17 @@ def train_prior(args: argparse.Namespace) -> Path:
                                   image_size=config.semantic.image_size,
                                   sample_rate=config.sample_rate)
     lat_path = run / "latents.npz"
-    if lat_path.exists():
-        with np.load(lat_path) as z:
-            data.latents, scale = z["latents"], float(z["scale"])
-    else:
-        data.latents = encode_latents(ae, clips, config.sample_rate, config.autoencoder.hop,
-                                      config.latent_frames,
-                                      info.device, progress=info.main)
-        scale = float(data.latents.std()) or 1.0
-        if info.main:
-            run.mkdir(parents=True, exist_ok=True)
-            from ..atomic import atomic_path
-            with atomic_path(lat_path) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, latents=data.latents, scale=np.float32(scale))
+    if info.main and not lat_path.exists():      # rank 0 encodes once; the others load it
+        latents = encode_latents(ae, clips, config.sample_rate, config.autoencoder.hop,
+                                 config.latent_frames, info.device)
+        run.mkdir(parents=True, exist_ok=True)
+        from ..atomic import atomic_path
+        with atomic_path(lat_path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, latents=latents, scale=np.float32(float(latents.std()) or 1.0))
+    distributed.barrier(info)
+    with np.load(lat_path) as z:
+        data.latents, scale = z["latents"], float(z["scale"])
     config.latent_scale = scale
 
     model = DiffV2M(config)
@@ -247,17 +244,15 @@ def train_prior(args: argparse.Namespace) -> Path:
 
 def write_validation_samples(checkpoint: Path, manifest: Path, run: Path, n: int) -> None:
     """Generate music for the first ``n`` validation clips into ``run/val/``."""
-    from .. import media, synthesis
+    from .. import synthesis
+    from ..data.features_cli import read_manifest
+    from ..jobs import generate_file
     from ..pipeline import load_backend
     from .data import split_clips
-    from ..data.features_cli import read_manifest
     backend = load_backend(checkpoint)
-    clips = split_clips(read_manifest(manifest), "val")[:n]
-    for c in clips:
-        from ..jobs import generate_file
+    for c in split_clips(read_manifest(manifest), "val")[:n]:
         generate_file(backend, c["video"], run / "val" / f"{c['id']}.take-0.wav",
                       settings=synthesis.Settings(seed=0, steps=20, cls=int(c.get("cls", 1))))
-    del media
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
