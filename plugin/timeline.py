@@ -67,6 +67,18 @@ _EDL_SUFFIXES = {".edl"}
 
 # --------------------------------------------------------------------------------- reading
 
+def adapter_for(path: Path, *, write: bool) -> str:
+    """The installed OTIO adapter for ``path``'s suffix, or a one-line UserError listing the
+    suffixes the installed adapters can read (or write)."""
+    try:
+        return otio.adapters.from_filepath(str(path)).name
+    except Exception:
+        known = sorted(otio.adapters.suffixes_with_defined_adapters(read=not write, write=write))
+        raise UserError(f"{path}: unknown timeline format {path.suffix or '(no suffix)'!r}; "
+                        f"installed OTIO adapters {'write' if write else 'read'}: "
+                        f"{', '.join(known)}") from None
+
+
 def load_timeline(path: str | os.PathLike, *, rate: float | None = None,
                   adapter_name: str | None = None) -> otio.schema.Timeline:
     """Read a timeline with OTIO's adapters (the format is chosen from the suffix).
@@ -80,12 +92,7 @@ def load_timeline(path: str | os.PathLike, *, rate: float | None = None,
     if not p.is_file():
         raise UserError(f"{p}: no such timeline file")
     if adapter_name is None:
-        try:
-            adapter_name = otio.adapters.from_filepath(str(p)).name
-        except Exception:
-            known = sorted(otio.adapters.suffixes_with_defined_adapters(read=True))
-            raise UserError(f"{p}: unknown timeline format {p.suffix or '(no suffix)'!r}; "
-                            f"installed OTIO adapters read: {', '.join(known)}") from None
+        adapter_name = adapter_for(p, write=False)
     kwargs = {}
     if adapter_name == "cmx_3600" or p.suffix.lower() in _EDL_SUFFIXES:
         if rate is None:

@@ -201,12 +201,8 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
             raise UserError(f"{out}: refusing to overwrite the input timeline; "
                             "choose another output file")
     if adapter_name is None:
-        try:
-            adapter_name = otio.adapters.from_filepath(str(out)).name
-        except Exception:
-            known = sorted(otio.adapters.suffixes_with_defined_adapters(write=True))
-            raise UserError(f"{out}: unknown timeline format {out.suffix or '(no suffix)'!r}; "
-                            f"installed OTIO adapters write: {', '.join(known)}") from None
+        from .timeline import adapter_for
+        adapter_name = adapter_for(out, write=True)
     if adapter_name == "cmx_3600":
         raise UserError(f"{out}: an EDL cannot carry the music (the cmx_3600 writer keeps one "
                         "video track and no audio); write .otio or FCP 7 .xml instead")
