@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: ONNX Runtime when exported graphs are available, else torch")
     p.add_argument("--onnx-dir", help="exported graphs (default: the embedded model's)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads")
+    p.add_argument("--device", default="cpu",
+                   help="torch backend only: cpu or cuda[:N] (default cpu)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="torch backend only: autocast precision (default fp32)")
     p.add_argument("--no-cache", action="store_true", help="do not cache video features")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
@@ -35,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 def make_backend(args):
     """Pick the backend: ONNX Runtime for the embedded graphs when present, else torch."""
     want = args.backend
+    if want == "auto" and (args.device != "cpu" or args.precision != "fp32"):
+        want = "torch"                   # a GPU / precision choice is a torch-backend choice
     if want == "auto":
         from .assets import default_onnx_dir
         onnx_dir = Path(args.onnx_dir) if args.onnx_dir else default_onnx_dir()
@@ -46,10 +52,14 @@ def make_backend(args):
                 raise UserError("no exported graphs and no torch: install the 'train' extra "
                                 "or pass --onnx-dir") from None
     if want == "onnx":
+        if args.device != "cpu" or args.precision != "fp32":
+            raise UserError("--device/--precision apply to --backend torch; the ONNX runtime "
+                            "picks TensorRT / CUDA / CPU providers itself")
         from .export.runtime import load_runtime
         return load_runtime(args.onnx_dir, threads=args.threads)
     from .pipeline import load_backend
-    return load_backend(args.checkpoint, threads=args.threads)
+    return load_backend(args.checkpoint, threads=args.threads, device=args.device,
+                        precision=args.precision)
 
 
 def main(argv: list[str]) -> int:
