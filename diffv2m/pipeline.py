@@ -62,11 +62,13 @@ class TorchBackend:
         return out.float().cpu().numpy()
 
     @torch.inference_mode()
-    def denoise(self, x, t, semantic, rhythm, colour, cls, seconds_start, seconds_total):
+    def denoise(self, x, t, semantic, rhythm, colour, cls, seconds_start, seconds_total,
+                cues=None):
         with self._autocast():
             v = self.model.dit(self._t(x), self._t(t), self._t(semantic), self._t(rhythm),
                                self._t(colour), self._t(cls), self._t(seconds_start),
-                               self._t(seconds_total))
+                               self._t(seconds_total),
+                               None if cues is None else self._t(cues.astype(np.float32)))
         return v.float().cpu().numpy()
 
     @torch.inference_mode()

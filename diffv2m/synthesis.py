@@ -20,6 +20,7 @@ import numpy as np
 
 from . import diffusion
 from .config import ModelConfig
+from .features.cue_track import cue_track
 
 Progress = Callable[[str, int, int], None]
 
@@ -37,7 +38,8 @@ class Backend(Protocol):
 
     def denoise(self, x: np.ndarray, t: np.ndarray, semantic: np.ndarray, rhythm: np.ndarray,
                 colour: np.ndarray, cls: np.ndarray, seconds_start: np.ndarray,
-                seconds_total: np.ndarray) -> np.ndarray: ...
+                seconds_total: np.ndarray, cues: np.ndarray | None = None) -> np.ndarray:
+        """``cues [B, K, L]`` is passed only when the model has a cue track."""
 
     def decode(self, z: np.ndarray) -> np.ndarray: ...
 
@@ -69,6 +71,8 @@ class Conditions:
     pseudo_beat: np.ndarray   # [T]
     odf: np.ndarray           # [T] predicted onset-detection function in [0, 1]
     cut_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    motion_times: np.ndarray = field(default_factory=lambda: np.zeros(0))   # frame-level
+    motion_values: np.ndarray = field(default_factory=lambda: np.zeros(0))  # motion energy
 
     @property
     def seconds(self) -> int:
@@ -140,9 +144,12 @@ def conditions_from_features(backend: Backend, features: Any, *, cls: int = 1,
         odf_n[s:s + n] += 1
     _notify(progress, "rhythm", len(starts), len(starts))
     odf = np.clip(odf_sum / np.maximum(odf_n, 1), 0.0, 1.0).astype(np.float32)
+    m_times, m_values = getattr(features, "motion_curve", (np.zeros(0), np.zeros(0)))
     return Conditions(duration=float(features.duration), semantic=semantic, colour=colour,
                       scene_cut=cut, pseudo_beat=beat, odf=odf,
-                      cut_times=np.asarray(getattr(features, "cut_times", np.zeros(0)), np.float64))
+                      cut_times=np.asarray(getattr(features, "cut_times", np.zeros(0)), np.float64),
+                      motion_times=np.asarray(m_times, np.float64),
+                      motion_values=np.asarray(m_values, np.float32))
 
 
 def _guided_model(backend: Backend, cond: dict[str, np.ndarray], cfg_scale: float):
@@ -151,7 +158,7 @@ def _guided_model(backend: Backend, cond: dict[str, np.ndarray], cfg_scale: floa
         def model(x: np.ndarray, t: float) -> np.ndarray:
             return backend.denoise(x, np.full((1,), t, np.float32), **cond)
         return model
-    null = {k: (np.zeros_like(v) if k in ("semantic", "rhythm", "colour") else v)
+    null = {k: (np.zeros_like(v) if k in ("semantic", "rhythm", "colour", "cues") else v)
             for k, v in cond.items()}
     both = {k: np.concatenate([cond[k], null[k]], axis=0) for k in cond}
 
@@ -240,6 +247,10 @@ def synthesise(backend: Backend, conditions: Conditions, settings: Settings, *,
             "seconds_start": np.array([s], np.float32),
             "seconds_total": np.array([conditions.duration], np.float32),
         }
+        if cfg.dit.cue_channels:
+            cond["cues"] = cue_track(conditions.cut_times, conditions.motion_times,
+                                     conditions.motion_values, start=float(s), frames=L,
+                                     rate=cfg.autoencoder.latent_rate)[None]
         model = _guided_model(backend, cond, settings.cfg_scale)
         x = diffusion.initial_noise(settings.seed, (1, C, L), window=k)
 

@@ -11,6 +11,7 @@ rhythm_predictor   semantic [batch,seconds,d], scene_cut [batch,seconds],       
 dit                x [batch,C,frames], t [batch], semantic [batch,seconds,d],    v [batch,C,frames]
                    rhythm [batch,seconds,1], colour [batch,seconds,3072],
                    cls [batch] i64, seconds_start [batch], seconds_total [batch]
+                   (+ cues [batch,K,frames] when the config has a cue track)
 decoder            z [batch,C,frames]  (computes ``decode(z * latent_scale)``)    audio [batch,ch,samples]
 encoder            audio [batch,ch,samples]                                      mean [batch,C,frames]
 =================  ===========================================================  ==============
@@ -115,11 +116,14 @@ def graph_specs(model: nn.Module, config: ModelConfig) -> dict[str, dict[str, An
                 "pseudo_beat": {0: "batch", 1: "seconds"}, "cls": {0: "batch"}},
         outputs={"odf": {0: "batch", 1: "seconds"}})
     bs = {0: "batch", 1: "seconds"}
+    dit_inputs = {"x": {0: "batch", 2: "frames"}, "t": {0: "batch"}, "semantic": bs,
+                  "rhythm": bs, "colour": bs, "cls": {0: "batch"}, "seconds_start": {0: "batch"},
+                  "seconds_total": {0: "batch"}}
+    if config.dit.cue_channels:
+        dit_inputs["cues"] = {0: "batch", 2: "frames"}     # the frame-aligned cue track
     specs["dit"] = dict(
         module=model.dit,
-        inputs={"x": {0: "batch", 2: "frames"}, "t": {0: "batch"}, "semantic": bs,
-                "rhythm": bs, "colour": bs, "cls": {0: "batch"}, "seconds_start": {0: "batch"},
-                "seconds_total": {0: "batch"}},
+        inputs=dit_inputs,
         outputs={"v": {0: "batch", 2: "frames"}},
         # the released wiring feeds rhythm tokens to the emotion cross-attention: colour unused
         may_prune=("colour",) if config.dit.published_wiring else ())
@@ -155,7 +159,9 @@ def example_inputs(name: str, config: ModelConfig, *, batch: int = 2, seconds: i
                 "colour": colour / colour.sum(-1, keepdims=True),
                 "cls": rng.integers(0, config.dit.num_classes, batch).astype(np.int64),
                 "seconds_start": rng.uniform(0, 5, batch).astype(f32),
-                "seconds_total": rng.uniform(5, 30, batch).astype(f32)}
+                "seconds_total": rng.uniform(5, 30, batch).astype(f32),
+                **({"cues": rng.random((batch, config.dit.cue_channels, frames)).astype(f32)}
+                   if config.dit.cue_channels else {})}
     if name == "decoder":
         return {"z": rng.standard_normal((batch, C, frames)).astype(f32)}
     if name == "encoder":

@@ -203,10 +203,12 @@ class OrtBackend:
             "pseudo_beat": np.ascontiguousarray(pseudo_beat, np.float32),
             "cls": np.ascontiguousarray(cls, np.int64).reshape(-1)}), np.float32)
 
-    def denoise(self, x, t, semantic, rhythm, colour, cls, seconds_start, seconds_total):
+    def denoise(self, x, t, semantic, rhythm, colour, cls, seconds_start, seconds_total,
+                cues=None):
         B = x.shape[0]
         f = np.float32
-        return np.asarray(self.graphs["dit"].run({
+        feeds = {} if cues is None else {"cues": np.ascontiguousarray(cues, f)}
+        return np.asarray(self.graphs["dit"].run({**feeds,
             "x": np.ascontiguousarray(x, f),
             "t": np.ascontiguousarray(np.broadcast_to(np.asarray(t, f).reshape(-1), (B,))),
             "semantic": np.ascontiguousarray(semantic, f),

@@ -28,7 +28,7 @@ def tiny_config() -> ModelConfig:
         rhythm=RhythmPredictorConfig(width=32, depth=1, heads=2, pseudo_hidden=16),
         dit=DiTConfig(embed_dim=64, depth=2, heads=2, cond_token_dim=32, global_cond_dim=96,
                       fusion_hidden=32, rhythm_hidden=16, colour_hidden=32,
-                      timestep_features=32))
+                      timestep_features=32, cue_channels=2))
 
 
 def tiny_checkpoint(path, seed: int = 0):

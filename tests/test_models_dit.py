@@ -311,3 +311,29 @@ def test_dit_exports_to_onnx_with_per_sample_switch(tmp_path):
         ref2 = m(*[torch.from_numpy(feed[n]) if n == "t" else a
                    for n, a in zip(names, args)]).numpy()
     assert abs(sess.run(None, feed)[0] - ref2).max() < 1e-4
+
+
+def test_dit_cue_track_enters_frame_by_frame():
+    """With a cue track the DiT's output depends on it (zero-initialised, so it starts as
+    a no-op); without one (the paper config) cues are ignored."""
+    cfg = tiny_config(cue_channels=2)
+    m = DiT(cfg).eval()
+    inp = inputs(cfg)
+    base = run(m, inp, 0.5)
+    q = torch.rand(B, 2, L)
+    with torch.no_grad():
+        fresh = m(inp["x"], torch.full((B,), 0.5), inp["semantic"], inp["rhythm"], inp["colour"],
+                  inp["cls"], inp["seconds_start"], inp["seconds_total"], q)
+    assert not differs(fresh, base)                    # zero init: no effect yet
+    randomise(m)
+    base = run(m, inp, 0.5)
+
+    def with_cues(cues):
+        with torch.no_grad():
+            return m(inp["x"], torch.full((B,), 0.5), inp["semantic"], inp["rhythm"],
+                     inp["colour"], inp["cls"], inp["seconds_start"], inp["seconds_total"], cues)
+    assert differs(with_cues(q), base)
+    assert not differs(with_cues(torch.zeros(B, 2, L)), base)      # all-zero = the null track
+    assert differs(with_cues(q.roll(3, dims=-1)), with_cues(q))     # where a cue is matters
+    plain = randomise(DiT(tiny_config()))
+    assert "cue_embed.weight" not in plain.state_dict()

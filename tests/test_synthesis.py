@@ -138,3 +138,42 @@ def test_unknown_sampler_is_a_user_error():
     cond = synthesis.conditions_from_features(be, features(2))
     with pytest.raises(UserError):
         synthesis.synthesise(be, cond, synthesis.Settings(sampler="nope"))
+
+
+class CueBackend(LinearBackend):
+    """LinearBackend with a cue track: records the cues each denoise call gets."""
+
+    def __init__(self):
+        super().__init__()
+        self.config.dit.cue_channels = 2
+        self.cues: list[np.ndarray] = []
+
+    def denoise(self, x, t, semantic, rhythm, colour, cls, seconds_start, seconds_total,
+                cues=None):
+        self.cues.append((float(seconds_start[0]), cues))
+        return super().denoise(x, t, semantic, rhythm, colour, cls, seconds_start, seconds_total)
+
+
+def test_cue_track_reaches_the_dit_per_window_and_is_null_in_the_guidance_row():
+    be = CueBackend()
+    f = features(7.0, cuts=(5,))
+    f.cut_times = np.array([5.25])
+    cond = synthesis.conditions_from_features(be, f)
+    synthesis.synthesise(be, cond, synthesis.Settings(steps=2, cfg_scale=3.0))
+    rate, L = be.config.autoencoder.latent_rate, be.config.latent_frames
+    seen = {}
+    for start, cues in be.cues:
+        assert cues.shape == (2, 2, L)                        # [cond; null], K, frames
+        assert not cues[1].any()                              # the null row has no cues
+        seen[start] = cues[0]
+    assert sorted(seen) == [0.0, 3.0]
+    for start, q in seen.items():
+        k = int(np.floor((5.25 - start) * rate))
+        if k < L:
+            assert int(np.argmax(q[0])) == k and q[0, k] == 1.0
+        else:
+            assert q[0].max() < 0.05
+    # a model without a cue track gets no cues argument at all (older backends keep working)
+    plain = LinearBackend()
+    synthesis.synthesise(plain, synthesis.conditions_from_features(plain, f),
+                         synthesis.Settings(steps=2))

@@ -26,7 +26,7 @@ def tiny_config() -> ModelConfig:
         rhythm=RhythmPredictorConfig(width=16, depth=1, heads=2, pseudo_hidden=16, ff_mult=2),
         dit=DiTConfig(embed_dim=32, depth=1, heads=2, cond_token_dim=16, global_cond_dim=48,
                       timestep_features=32, fusion_t_dim=16, fusion_hidden=32, rhythm_hidden=16,
-                      colour_hidden=32, ff_mult=2),
+                      colour_hidden=32, ff_mult=2, cue_channels=2),
     )
 
 

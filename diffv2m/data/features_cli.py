@@ -17,7 +17,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import UserError
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2     # 2: + the frame-level motion curve (the DiT's cue track)
 
 
 def read_manifest(path: Path) -> list[dict]:
@@ -63,6 +63,8 @@ def extract_clip(clip: dict, cache_dir: Path, *, image_size: int, sample_rate: i
         with open(tmp, "wb") as f:
             np.savez(f, frames_1fps=feats.frames_1fps, colour=feats.colour.astype(np.float16),
                      scene_cut=feats.scene_cut, motion=feats.motion, cut_times=feats.cut_times,
+                     motion_times=feats.motion_curve[0],
+                     motion_values=feats.motion_curve[1].astype(np.float32),
                      odf=odf.astype(np.float32), duration=np.float64(feats.duration))
     return out
 

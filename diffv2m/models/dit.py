@@ -3,7 +3,7 @@
 Notation: x_t ``[B, C_lat, L]`` noisy latent, t ``[B]`` in [0, 1], E = ``embed_dim``,
 contexts ``c_col, c_sem, c_rhy [B, N, C]`` from :mod:`.conditioning`.
 
-    x  = x_t + Conv1x1_pre(x_t);   h = W_in x^T                         [B, L, E]
+    x  = x_t + Conv1x1_pre(x_t);   h = W_in x^T (+ W_cue q^T)           [B, L, E]
     e_t = MLP(Fourier(t)),  e_g = MLP(g)                                [B, E]
     prepend:  h = [e_g + e_t ; h]   (one token, removed at the output)
     adaLN:    (shift, scale, gate) x 2 per block from SiLU(e_g + e_t)
@@ -12,6 +12,10 @@ contexts ``c_col, c_sem, c_rhy [B, N, C]`` from :mod:`.conditioning`.
               u = LN(h);  h = h + Fuse(CA_1(u, c_sem), CA_2(u, c_rhy), t) (#2a, #2b)
               h = h + FF(LN(h))
     v  = y + Conv1x1_post(y),  y = (W_out h)^T                          [B, C_lat, L]
+
+``q [B, K, L]`` is the optional cue track (:mod:`diffv2m.features.cue_track`: cuts and
+motion at the latent frame rate, ``cue_channels`` K > 0; not in the paper), which tells each
+latent frame whether the picture cuts or moves there; ``W_cue`` starts at zero.
 
 ``published_norms`` reproduces the released code's block, where the residual stream itself
 is replaced by its norm: ``h = LN(h); h = h + CA_0(h, c_col); h = LN'(h); h = h +
@@ -259,7 +263,7 @@ class Transformer(nn.Module):
 
 class DiT(nn.Module):
     """``forward(x [B,C,L], t [B], semantic [B,T,d_sem], rhythm [B,T,1], colour [B,T,d_col],
-    cls [B] int64, seconds_start [B], seconds_total [B]) -> v [B,C,L]``."""
+    cls [B] int64, seconds_start [B], seconds_total [B], cues [B,K,L] | None) -> v [B,C,L]``."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -283,6 +287,11 @@ class DiT(nn.Module):
         nn.init.zeros_(self.preprocess_conv.weight)
         nn.init.zeros_(self.postprocess_conv.weight)
         self.transformer = Transformer(config)
+        self.cue_channels = d.cue_channels
+        self.cue_embed = None
+        if d.cue_channels:
+            self.cue_embed = nn.Linear(d.cue_channels, E, bias=False)
+            nn.init.zeros_(self.cue_embed.weight)
         if not d.rotary:
             self.register_buffer("latent_pos_inv_freq", torch.exp(
                 -math.log(10000.0) * torch.arange(E // 2, dtype=torch.float32) / (E // 2)),
@@ -312,7 +321,8 @@ class DiT(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, semantic: torch.Tensor,
                 rhythm: torch.Tensor, colour: torch.Tensor, cls: torch.Tensor,
-                seconds_start: torch.Tensor, seconds_total: torch.Tensor) -> torch.Tensor:
+                seconds_start: torch.Tensor, seconds_total: torch.Tensor,
+                cues: torch.Tensor | None = None) -> torch.Tensor:
         B = x.shape[0]
         t = t.to(x.dtype).reshape(-1).expand(B)
         c_sem, c_rhy, c_col, g = self.conditioner(semantic, rhythm, colour, cls,
@@ -324,6 +334,8 @@ class DiT(nn.Module):
 
         x = x + self.preprocess_conv(x)
         h = self.transformer.project_in(x.transpose(1, 2))                  # [B, L, E]
+        if self.cue_embed is not None and cues is not None:
+            h = h + self.cue_embed(cues.transpose(1, 2).to(h.dtype))        # frame-aligned cues
         if self.transformer.rotary_pos_emb is None:
             h = h + self._latent_positions(h.shape[1]).to(h.dtype)
         cond = None

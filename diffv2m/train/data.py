@@ -58,9 +58,35 @@ class PriorData:
     seconds_total: np.ndarray  # [N]
     latents: np.ndarray | None = None  # [N, C, L] (raw autoencoder latents)
     ids: list[str] | None = None
+    cues: np.ndarray | None = None     # [N, K, L] cue track at the latent rate (K = cue_channels)
+    meta: dict | None = None           # what made it (pack files): autoencoder hash, manifest
 
     def __len__(self) -> int:
         return len(self.frames)
+
+    _ARRAYS = ("frames", "colour", "scene_cut", "motion", "odf", "cls", "seconds_start",
+               "seconds_total", "latents", "cues")
+
+    def save(self, path: Path) -> Path:
+        """One compressed .npz holding everything a prior run reads (temp file + rename)."""
+        from ..atomic import atomic_path
+        arrays = {k: getattr(self, k) for k in self._ARRAYS if getattr(self, k) is not None}
+        arrays["ids"] = np.array(self.ids or [], dtype=str)
+        arrays["meta"] = np.array(json.dumps(self.meta or {}, sort_keys=True))
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> "PriorData":
+        import zipfile
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                kw = {k: z[k] for k in cls._ARRAYS if k in z.files}
+                return cls(**kw, ids=[str(i) for i in z["ids"]], meta=json.loads(str(z["meta"])))
+        except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
+            raise UserError(f"{path}: not a prior data pack ({exc})") from None
 
 
 def _fit_rows(a: np.ndarray, T: int) -> np.ndarray:
@@ -70,13 +96,19 @@ def _fit_rows(a: np.ndarray, T: int) -> np.ndarray:
 
 
 def load_prior_data(manifest: Path, split: str, *, seconds: int, image_size: int,
-                    sample_rate: int, cache_dir: Path | None = None) -> tuple[PriorData, list[dict]]:
-    """Features of a split's clips (extracted on the fly when missing from the cache)."""
+                    sample_rate: int, cache_dir: Path | None = None, cue_channels: int = 0,
+                    latent_frames: int = 0, latent_rate: float = 0.0
+                    ) -> tuple[PriorData, list[dict]]:
+    """Features of a split's clips (extracted on the fly when missing from the cache); with
+    ``cue_channels`` also each clip's cue track over its first ``latent_frames`` frames."""
     from ..data.features_cli import extract_clip
+    from ..features.cue_track import CUE_CHANNELS, cue_track
     from ..features.rhythm import odf_normalise
+    if cue_channels not in (0, CUE_CHANNELS):
+        raise UserError(f"cue_channels must be 0 or {CUE_CHANNELS}, not {cue_channels}")
     clips = split_clips(read_manifest(manifest), split)
     cache_dir = cache_dir or manifest.parent / "features"
-    rows = {k: [] for k in ("frames", "colour", "scene_cut", "motion", "odf")}
+    rows = {k: [] for k in ("frames", "colour", "scene_cut", "motion", "odf", "cues")}
     for c in clips:
         path = cache_dir / f"{clip_key(c, image_size, sample_rate)}.npz"
         if not path.exists():
@@ -87,6 +119,9 @@ def load_prior_data(manifest: Path, split: str, *, seconds: int, image_size: int
             rows["scene_cut"].append(_fit_rows(z["scene_cut"].astype(np.float32), seconds))
             rows["motion"].append(_fit_rows(z["motion"].astype(np.float32), seconds))
             rows["odf"].append(_fit_rows(odf_normalise(z["odf"]).astype(np.float32), seconds))
+            if cue_channels:
+                rows["cues"].append(cue_track(z["cut_times"], z["motion_times"], z["motion_values"],
+                                              start=0.0, frames=latent_frames, rate=latent_rate))
     data = PriorData(
         frames=np.stack(rows["frames"]), colour=np.stack(rows["colour"]),
         scene_cut=np.stack(rows["scene_cut"]), motion=np.stack(rows["motion"]),
@@ -95,7 +130,8 @@ def load_prior_data(manifest: Path, split: str, *, seconds: int, image_size: int
         seconds_start=np.array([float(c.get("start", c.get("offset", 0.0))) for c in clips], np.float32),
         seconds_total=np.array([float(c.get("piece_duration", float(c.get("start", 0.0)) + float(c.get("duration", seconds))))
                                 for c in clips], np.float32),
-        ids=[c["id"] for c in clips])
+        ids=[c["id"] for c in clips],
+        cues=np.stack(rows["cues"]).astype(np.float32) if cue_channels else None)
     return data, clips
 
 

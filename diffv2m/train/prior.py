@@ -8,8 +8,10 @@ One step (the paper's joint objective, v-parameterised diffusion):
     R_in  = R until ``rhythm_switch[0]`` of training, then predicted with a probability
             rising linearly to 1 at ``rhythm_switch[1]`` (the published rhythm scheduling)
     z_t   = alpha_t z_0 + sigma_t eps,  v = alpha_t eps - sigma_t z_0,   t ~ U(0, 1)
-    L_v   = || DiT(z_t, t; E, S, R_in, globals) - v ||^2  with each condition stream dropped
-            (zeroed) with probability ``cfg_dropout`` for classifier-free guidance
+    L_v   = || DiT(z_t, t; E, S, R_in, globals, Q) - v ||^2  with each condition stream dropped
+            (zeroed) with probability ``cfg_dropout`` for classifier-free guidance; the cue
+            track Q (cuts and motion per latent frame, when the config has one) is dropped
+            together with the rhythm stream
     L     = L_v + lambda_rhy L_rhy
 """
 from __future__ import annotations
@@ -54,10 +56,13 @@ class PriorObjective(torch.nn.Module):
         sem_c = sem * keep[:, 0, None, None]
         rhythm = rhythm * keep[:, 1, None, None]
         colour = batch["colour"] * keep[:, 2, None, None]
+        cues = batch.get("cues")
+        if cues is not None:
+            cues = cues * keep[:, 1, None, None]
         t = batch["t"]
         x_t, v = diffusion.training_target(batch["z0"], batch["eps"], t[:, None, None])
         v_hat = self.dit(x_t, t, sem_c, rhythm, colour, batch["cls"],
-                         batch["seconds_start"], batch["seconds_total"])
+                         batch["seconds_start"], batch["seconds_total"], cues)
         loss_v = F.mse_loss(v_hat, v)
         loss = loss_v + self.rhythm_weight * loss_rhy
         return loss, {"loss_v": loss_v.item(), "loss_rhythm": loss_rhy.item()}
@@ -105,6 +110,8 @@ def make_batch(data: PriorData, idx: np.ndarray, gen: torch.Generator, config: M
         "z0": z0,
         **noise,
     }
+    if data.cues is not None and config.dit.cue_channels:
+        batch["cues"] = torch.from_numpy(data.cues[idx])
     return {k: v.to(device) for k, v in batch.items()}
 
 
@@ -155,27 +162,39 @@ def train_prior(args: argparse.Namespace) -> Path:
     torch.manual_seed(args.seed)
     ae, ae_config = load_autoencoder(Path(args.autoencoder))
     config = ae_config
-    if args.config and args.config != config.name:
+    if args.config:                            # the named config, with the trained autoencoder
         from ..config import resolve_config
         config = resolve_config(args.config)
         config.autoencoder = ae_config.autoencoder
     ae.to(info.device)
 
-    data, clips = load_prior_data(Path(args.manifest), "train", seconds=config.window_seconds,
-                                  image_size=config.semantic.image_size,
-                                  sample_rate=config.sample_rate)
-    lat_path = run / "latents.npz"
-    if info.main and not lat_path.exists():      # rank 0 encodes once; the others load it
-        latents = encode_latents(ae, clips, config.sample_rate, config.autoencoder.hop,
-                                 config.latent_frames, info.device)
-        run.mkdir(parents=True, exist_ok=True)
-        from ..atomic import atomic_path
-        with atomic_path(lat_path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, latents=latents, scale=np.float32(float(latents.std()) or 1.0))
+    from ..jobs import file_sha256
+    ae_hash = file_sha256(args.autoencoder)[:16]
+    pack = Path(args.pack) if args.pack else run / "prior_data.npz"
+    if info.main and not pack.exists():     # rank 0 gathers features + latents once
+        data, clips = load_prior_data(Path(args.manifest), "train",
+                                      seconds=config.window_seconds,
+                                      image_size=config.semantic.image_size,
+                                      sample_rate=config.sample_rate,
+                                      cue_channels=config.dit.cue_channels,
+                                      latent_frames=config.latent_frames,
+                                      latent_rate=config.autoencoder.latent_rate)
+        data.latents = encode_latents(ae, clips, config.sample_rate, config.autoencoder.hop,
+                                      config.latent_frames, info.device)
+        data.meta = {"autoencoder": ae_hash, "manifest": str(args.manifest),
+                     "cue_channels": config.dit.cue_channels}
+        pack.parent.mkdir(parents=True, exist_ok=True)
+        data.save(pack)
     distributed.barrier(info)
-    with np.load(lat_path) as z:
-        data.latents, scale = z["latents"], float(z["scale"])
+    data = PriorData.load(pack)
+    if (data.meta or {}).get("autoencoder") != ae_hash:
+        raise UserError(f"{pack}: made with another autoencoder; delete it or pass a new --pack")
+    if config.dit.cue_channels and data.cues is None:
+        raise UserError(f"{pack}: made for a config without a cue track; delete it or pass "
+                        f"a new --pack")
+    if not config.dit.cue_channels:
+        data.cues = None                        # a pack with cues also serves a model without
+    scale = float(data.latents.std()) or 1.0
     config.latent_scale = scale
 
     model = DiffV2M(config)
@@ -261,6 +280,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", required=True, help="folder for checkpoints and logs (resumes)")
     p.add_argument("--out", help="final model (default RUN_DIR/model.safetensors)")
     p.add_argument("--config", default=None, help="model config (default: the autoencoder's)")
+    p.add_argument("--pack", default=None,
+                   help="training data pack (features + latents in one file, made on first use; "
+                        "default RUN_DIR/prior_data.npz); with a pack the manifest is not read")
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=4e-4)
