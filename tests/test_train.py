@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import tiny_corpus
 from diffv2m.cli import main as cli
@@ -122,3 +123,15 @@ def test_pca_2d_finds_the_main_axis():
     x = rng.standard_normal((500, 3)) * np.array([5.0, 1.0, 0.1])
     _, axes, ratio = pca_2d(x)
     assert abs(abs(axes[0, 0]) - 1) < 1e-2 and ratio[0] > ratio[1] > 0
+
+
+@pytest.mark.parametrize("backend", ["cnn", "open_clip"])
+def test_training_pixels_match_inference_pixels(backend):
+    """The trainer normalises frames on the batch's device; inference uses jobs.semantic_pixels:
+    both must feed the encoder the same numbers."""
+    from diffv2m.jobs import semantic_pixels
+    from diffv2m.train.prior import pixels_from_frames
+    frames = np.random.default_rng(0).integers(0, 256, (2, 3, 16, 16, 3), dtype=np.uint8)
+    got = pixels_from_frames(torch.from_numpy(frames), backend).numpy()
+    want = semantic_pixels(frames.reshape(6, 16, 16, 3), 16, backend).reshape(2, 3, 3, 16, 16)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

@@ -45,7 +45,7 @@ class PriorObjective(torch.nn.Module):
         self.rhythm_weight = rhythm_weight
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        pix = batch["pixels"]                                   # [B, T, 3, S, S]
+        pix = pixels_from_frames(batch["frames"], self.config.semantic.backend)  # [B,T,3,S,S]
         B, T = pix.shape[:2]
         sem = self.semantic_encoder(pix.flatten(0, 1)).view(B, T, -1)
         odf_hat = self.rhythm_predictor(sem, batch["scene_cut"], batch["motion"], batch["cls"])
@@ -68,6 +68,21 @@ class PriorObjective(torch.nn.Module):
         return loss, {"loss_v": loss_v.item(), "loss_rhythm": loss_rhy.item()}
 
 
+def pixels_from_frames(frames: torch.Tensor, backend: str) -> torch.Tensor:
+    """uint8 frames ``[B, T, S, S, 3]`` -> encoder input ``[B, T, 3, S, S]`` on their device.
+
+    The same arithmetic as :func:`diffv2m.jobs.semantic_pixels` for frames already at the
+    encoder's size (training data is stored at that size), done where the batch lives so
+    the data path stays off the training loop's critical CPU time.
+    """
+    from ..features.semantic import CLIP_MEAN, CLIP_STD
+    mean, std = (CLIP_MEAN, CLIP_STD) if backend == "open_clip" else ((0.5,) * 3, (0.25,) * 3)
+    m = torch.tensor(mean, dtype=torch.float32, device=frames.device)
+    s = torch.tensor(std, dtype=torch.float32, device=frames.device)
+    x = (frames.float() / 255.0 - m) / s
+    return x.permute(0, 1, 4, 2, 3).contiguous()
+
+
 def rhythm_schedule(step: int, total: int, switch: tuple[float, float]) -> float:
     """Probability of feeding the predicted ODF to the DiT at ``step`` (0 -> 1 linearly)."""
     a, b = switch[0] * total, switch[1] * total
@@ -84,7 +99,6 @@ def make_batch(data: PriorData, idx: np.ndarray, gen: torch.Generator, config: M
     The draws are made for the whole global batch ``idx`` and then cut to this rank's
     ``part``, so a step is the same computation whatever the number of processes.
     """
-    from ..jobs import semantic_pixels
     shape = (len(idx), config.autoencoder.latent_dim, data.latents.shape[-1])
     noise = {"eps": torch.randn(shape, generator=gen),
              "t": torch.rand(len(idx), generator=gen),
@@ -92,15 +106,10 @@ def make_batch(data: PriorData, idx: np.ndarray, gen: torch.Generator, config: M
              "use_pred": torch.rand(len(idx), generator=gen) < p_pred}
     noise = {k: v[part] for k, v in noise.items()}
     idx = idx[part]
-    B = len(idx)
-    S = config.semantic.image_size
-    frames = data.frames[idx]                                    # [B, T, S, S, 3]
-    T = frames.shape[1]
-    pix = semantic_pixels(frames.reshape(B * T, S, S, 3), S, config.semantic.backend)
     z0 = torch.from_numpy(data.latents[idx]).float() / config.latent_scale
     batch = {
-        "pixels": torch.from_numpy(pix).view(B, T, 3, S, S),
-        "colour": torch.from_numpy(data.colour[idx].astype(np.float32)),
+        "frames": torch.from_numpy(data.frames[idx]),            # uint8 [B, T, S, S, 3]
+        "colour": torch.from_numpy(data.colour[idx]),            # float16 [B, T, 3072]
         "scene_cut": torch.from_numpy(data.scene_cut[idx]),
         "motion": torch.from_numpy(data.motion[idx]),
         "odf": torch.from_numpy(data.odf[idx]),
@@ -112,7 +121,9 @@ def make_batch(data: PriorData, idx: np.ndarray, gen: torch.Generator, config: M
     }
     if data.cues is not None and config.dit.cue_channels:
         batch["cues"] = torch.from_numpy(data.cues[idx])
-    return {k: v.to(device) for k, v in batch.items()}
+    batch = {k: v.to(device) for k, v in batch.items()}
+    batch["colour"] = batch["colour"].float()
+    return batch
 
 
 @torch.no_grad()

@@ -28,8 +28,8 @@ class EMA:
     @torch.no_grad()
     def update(self, module: torch.nn.Module, step: int) -> None:
         d = min(self.decay, (1 + step) / (10 + step))      # warm-up: follow closely at first
-        for e, p in zip(self.shadow.parameters(), module.parameters()):
-            e.lerp_(p.detach(), 1.0 - d)
+        torch._foreach_lerp_(list(self.shadow.parameters()),
+                             [p.detach() for p in module.parameters()], 1.0 - d)
         for e, b in zip(self.shadow.buffers(), module.buffers()):
             e.copy_(b)
 
