@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# Rebuild the embedded default model from nothing, with the project's own commands, on a CPU.
-# Usage: bash scripts/train_default.sh [RUNS_DIR]   (about 1.5 h on a 2-core CPU; see MODEL_CARD.md)
+# Rebuild the embedded default model from nothing, with the project's own commands.
+# Usage: bash scripts/train_default.sh [RUNS_DIR]
+#   CPU only: about 2.5 h on 2 cores (the prior alone is ~1 h there); with a CUDA GPU the
+#   prior takes ~2 min (`--device auto` picks it).  See diffv2m/assets/default/MODEL_CARD.md.
 set -euo pipefail
 RUNS=${1:-runs}
-AE_STEPS=${AE_STEPS:-900}
-PRIOR_STEPS=${PRIOR_STEPS:-1500}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+AE_STEPS=${AE_STEPS:-3000}
+PRIOR_STEPS=${PRIOR_STEPS:-1000}
+PRIOR_DEVICE=${PRIOR_DEVICE:-auto}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 diffv2m corpus build "$RUNS/corpus" --minutes 60 --seed 1 --workers 2
 diffv2m features extract "$RUNS/corpus/manifest.jsonl"
-diffv2m train autoencoder "$RUNS/corpus/manifest.jsonl" --run-dir "$RUNS/ae" --config small \
-    --steps "$AE_STEPS" --batch-size 4 --segment-seconds 0.5 --lr 1e-3 --save-every 100
+python -m torch.distributed.run --nproc_per_node 2 -m diffv2m train autoencoder \
+    "$RUNS/corpus/manifest.jsonl" --run-dir "$RUNS/ae" --config small --steps "$AE_STEPS" \
+    --batch-size 8 --segment-seconds 0.5 --lr 1.5e-3 --kl-weight 1e-5 --posterior-noise 0.1 \
+    --save-every 250 --device cpu
 diffv2m train prior "$RUNS/corpus/manifest.jsonl" --autoencoder "$RUNS/ae/autoencoder.safetensors" \
-    --run-dir "$RUNS/prior" --steps "$PRIOR_STEPS" --batch-size 8 --lr 1e-3 --warmup 100 \
-    --save-every 100
+    --run-dir "$RUNS/prior" --config small --steps "$PRIOR_STEPS" --batch-size 64 --lr 1e-3 \
+    --warmup 300 --save-every 250 --device "$PRIOR_DEVICE"
 diffv2m explore-latents "$RUNS/corpus/manifest.jsonl" --autoencoder "$RUNS/ae/autoencoder.safetensors" \
     -o "$RUNS/latents.png"
 cp "$RUNS/prior/model.safetensors" diffv2m/assets/default/model.safetensors

@@ -69,3 +69,18 @@ def test_atomic_outputs_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_generate_on_a_missing_gpu_or_with_onnx_is_one_line(tmp_path):
+    """--device/--precision pick the torch backend; asking for CUDA where torch sees none,
+    or for a precision with the ONNX backend, is a user error, and nothing is written."""
+    import torch
+    video = make_video(tmp_path / "v.mp4", seconds=2, size=(64, 48)).path
+    out = tmp_path / "m.wav"
+    res = run("generate", str(video), "--backend", "onnx", "--precision", "bf16", "-o", str(out))
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert "--backend torch" in res.stderr and not out.exists()
+    if not torch.cuda.is_available():
+        res = run("generate", str(video), "--device", "cuda", "-o", str(out))
+        assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+        assert "no CUDA GPU" in res.stderr and not out.exists()

@@ -52,3 +52,22 @@ def test_range_and_preview_mux(video, tmp_path):
     assert abs(media.read_audio(out, 24000).shape[1] / 24000 - 6.0) < 0.01
     info = media.probe(mp4)
     assert info.has_video and info.audio_streams and abs(info.duration - 6.0) < 0.2
+
+
+def test_torch_backend_reduced_precision_is_close_but_not_fp32():
+    """``precision="bf16"`` runs the networks under autocast (here on the CPU): the DiT's
+    velocity stays close to fp32's, comes back as float32, and an unknown precision is refused."""
+    from diffv2m.errors import UserError
+    from diffv2m.export.onnx import example_inputs
+    from diffv2m.pipeline import load_backend
+    full = load_backend()
+    half = load_backend(precision="bf16")
+    assert half.name == "torch-cpu-bf16"
+    cfg = full.config
+    inp = example_inputs("dit", cfg, batch=2, seconds=cfg.window_seconds, frames=cfg.latent_frames)
+    a, b = full.denoise(**inp), half.denoise(**inp)
+    assert b.dtype == np.float32 and b.shape == a.shape
+    rel = np.abs(a - b).max() / np.abs(a).max()
+    assert 0 < rel < 0.1, rel
+    with pytest.raises(UserError, match="unknown precision"):
+        load_backend(precision="fp8")

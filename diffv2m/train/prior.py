@@ -260,9 +260,10 @@ def train_prior(args: argparse.Namespace) -> Path:
         final.semantic_encoder.load_state_dict(ema.shadow.semantic_encoder.state_dict())
         final.rhythm_predictor.load_state_dict(ema.shadow.rhythm_predictor.state_dict())
         final.dit.load_state_dict(ema.shadow.dit.state_dict())
-        save_checkpoint(out, final, config, meta={"steps": str(args.steps),
-                                                  "seed": str(args.seed),
-                                                  "manifest": str(args.manifest)})
+        save_checkpoint(out, final, config, meta={
+            "steps": str(args.steps), "seed": str(args.seed),
+            "batch_size": str(args.batch_size), "device": info.device.type,
+            "manifest": str((data.meta or {}).get("manifest", args.manifest))})
         save_json(run / "summary.json", {"steps": args.steps, "latent_scale": scale,
                                          "train_clips": len(data), "model": str(out)})
         if args.val_samples:
