@@ -318,3 +318,16 @@ def test_cli_with_manifest_and_user_errors(tmp_path):
                   "--embedding", "clap"])
     assert top.main(["evaluate", "--generated", str(empty), "--videos", str(vid),
                      "-o", str(out)]) == 2
+
+
+def test_paired_test_over_clips_separates_aligned_from_chance():
+    from diffv2m.evaluate.cli import paired_over_clips
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.3, 0.5, 20)
+    aligned = paired_over_clips(list(base + 0.3), list(base))
+    assert aligned["clips_above_baseline"] == 20 and aligned["clips_paired"] == 20
+    assert aligned["wilcoxon_p"] < 1e-4
+    chance = paired_over_clips(list(base + rng.normal(0, 0.1, 20)), list(base))
+    assert chance["wilcoxon_p"] > 0.01
+    few = paired_over_clips([0.9, None, 0.8], [0.4, 0.5, None])
+    assert few == {"clips_above_baseline": 1, "clips_paired": 1}     # too few for a p-value

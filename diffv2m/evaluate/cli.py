@@ -231,6 +231,7 @@ def _summary(rows: list[dict]) -> dict:
             "shift_baseline_mean": _mean(get(a, "onset_cut_hit_rate", "mean") for a in al),
             "z": _mean(get(a, "onset_cut_hit_rate", "z") for a in al),
             "share_significant_p05": _mean(float(p < 0.05) for p in ps if p is not None),
+            **paired_over_clips(hr, [get(a, "onset_cut_hit_rate", "mean") for a in al]),
             "bcs": _mean(get(a, "beats", "bcs") for a in al),
             "bhs": _mean(get(a, "beats", "bhs") for a in al),
             "beat_f1": _mean(get(a, "beats", "f1") for a in al)}
@@ -243,6 +244,18 @@ def _summary(rows: list[dict]) -> dict:
     rc = [r["recon"] for r in rows if r.get("recon")]
     if rc:
         out["recon"] = {m: _mean(x.get(m) for x in rc) for m in rc[0]}
+    return out
+
+
+def paired_over_clips(observed, baseline) -> dict:
+    """The whole set's test: per clip, hit rate vs its own random-shift mean; how many clips
+    beat their baseline and the one-sided Wilcoxon signed-rank p-value (observed > baseline)."""
+    pairs = [(o, b) for o, b in zip(observed, baseline) if o is not None and b is not None]
+    out = {"clips_above_baseline": sum(o > b for o, b in pairs), "clips_paired": len(pairs)}
+    diffs = [o - b for o, b in pairs if o != b]
+    if len(diffs) >= 5:
+        from scipy.stats import wilcoxon
+        out["wilcoxon_p"] = float(wilcoxon(diffs, alternative="greater").pvalue)
     return out
 
 
