@@ -135,3 +135,42 @@ def test_training_pixels_match_inference_pixels(backend):
     got = pixels_from_frames(torch.from_numpy(frames), backend).numpy()
     want = semantic_pixels(frames.reshape(6, 16, 16, 3), 16, backend).reshape(2, 3, 3, 16, 16)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_audio_and_prior_packs_replace_the_media(corpus, autoencoder, tmp_path):
+    """A run that made packs gives the same first losses as one that reads only the packs,
+    with the manifest's media gone (how a GPU machine without PyAV trains)."""
+    import shutil
+    from diffv2m.train.data import load_audio_pack
+    src = corpus.parent
+    moved = tmp_path / "corpus"
+    shutil.copytree(src, moved)
+    manifest = moved / corpus.name
+    cfg = str(moved / "tiny.json")
+    apack, ppack = tmp_path / "audio.npz", tmp_path / "prior.npz"
+
+    def ae_run(run):
+        return cli(["train", "autoencoder", str(manifest), "--run-dir", str(run), "--config", cfg,
+                    "--steps", "2", "--batch-size", "2", "--segment-seconds", "0.5",
+                    "--val-samples", "0", "--pack", str(apack)])
+
+    def prior_run(run):
+        return cli(_prior_args(manifest, autoencoder, run, 2, ["--pack", str(ppack)]))
+
+    assert ae_run(tmp_path / "ae1") == 0 and prior_run(tmp_path / "p1") == 0
+    assert apack.exists() and ppack.exists()
+    assert len(load_audio_pack(apack, tiny_corpus.SR)) > 0
+    for p in moved.rglob("*"):                     # the media are gone: only packs remain
+        if p.suffix in (".wav", ".mp4", ".flac"):
+            p.unlink()
+    assert ae_run(tmp_path / "ae2") == 0 and prior_run(tmp_path / "p2") == 0
+    for a, b in (("ae1", "ae2"), ("p1", "p2")):
+        la, lb = read_log(tmp_path / a / "loss.jsonl"), read_log(tmp_path / b / "loss.jsonl")
+        np.testing.assert_allclose([r["loss"] for r in la], [r["loss"] for r in lb], rtol=1e-5)
+    with _raises_user_error():
+        load_audio_pack(apack, tiny_corpus.SR + 1)
+
+
+def _raises_user_error():
+    from diffv2m.errors import UserError
+    return pytest.raises(UserError, match="Hz")

@@ -15,7 +15,8 @@ import torch
 
 from ..config import resolve_config
 from . import distributed
-from .data import audio_batch, load_audio_bank, save_json, split_clips
+from .data import (audio_batch, load_audio_bank, load_audio_pack, save_audio_pack,
+                   save_json, split_clips)
 from .state import EMA, LossLog, load_run, save_run, step_generator
 
 
@@ -58,8 +59,14 @@ def train_autoencoder(args: argparse.Namespace) -> Path:
     config = resolve_config(args.config)
     torch.manual_seed(args.seed)
     run = Path(args.run_dir)
-    clips = split_clips(read_manifest(Path(args.manifest)), "train")
-    bank = load_audio_bank(clips, config.sample_rate)
+    pack = Path(args.pack) if args.pack else None
+    if pack is not None and pack.exists():        # no manifest or media needed
+        bank = load_audio_pack(pack, config.sample_rate)
+    else:
+        clips = split_clips(read_manifest(Path(args.manifest)), "train")
+        bank = load_audio_bank(clips, config.sample_rate)
+        if pack is not None and info.main:
+            save_audio_pack(pack, bank, config.sample_rate, [c["id"] for c in clips])
     hop = config.autoencoder.hop
     length = max(hop, int(round(args.segment_seconds * config.sample_rate / hop)) * hop)
 
@@ -121,7 +128,7 @@ def train_autoencoder(args: argparse.Namespace) -> Path:
     out = Path(args.out) if args.out else run / "autoencoder.safetensors"
     if info.main:
         save_autoencoder(out, ema.shadow, config)
-        save_json(run / "summary.json", {"steps": args.steps, "train_clips": len(clips),
+        save_json(run / "summary.json", {"steps": args.steps, "train_clips": len(bank),
                                          "segment_samples": length, "checkpoint": str(out)})
         if args.val_samples:
             write_reconstructions(ema.shadow, Path(args.manifest), run, config, args.val_samples)
@@ -156,6 +163,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run-dir", required=True, help="folder for checkpoints and logs (resumes)")
     p.add_argument("--out", help="final EMA weights (default RUN_DIR/autoencoder.safetensors)")
     p.add_argument("--config", default="small", help="model config (small | paper)")
+    p.add_argument("--pack", default=None,
+                   help="audio pack: the train clips' music in one file, made on first use; "
+                        "when it exists the manifest's media are not read")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--segment-seconds", type=float, default=1.0)

@@ -33,6 +33,31 @@ def load_audio_bank(clips: list[dict], sample_rate: int) -> list[np.ndarray]:
     return bank
 
 
+def save_audio_pack(path: Path, bank: list[np.ndarray], sample_rate: int, ids: list[str]) -> Path:
+    """A training audio bank in one compressed .npz (int16, concatenated, with offsets)."""
+    from ..atomic import atomic_path
+    offsets = np.cumsum([0] + [len(a) for a in bank]).astype(np.int64)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, audio=np.concatenate(bank) if bank else np.zeros(0, np.int16),
+                                offsets=offsets, sample_rate=np.int64(sample_rate),
+                                ids=np.array(ids, dtype=str))
+    return path
+
+
+def load_audio_pack(path: Path, sample_rate: int) -> list[np.ndarray]:
+    """The bank written by :func:`save_audio_pack`; its sample rate must be the model's."""
+    import zipfile
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            sr, audio, off = int(z["sample_rate"]), z["audio"], z["offsets"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise UserError(f"{path}: not an audio pack ({exc})") from None
+    if sr != sample_rate:
+        raise UserError(f"{path}: audio at {sr} Hz, the model wants {sample_rate} Hz")
+    return [audio[a:b] for a, b in zip(off[:-1], off[1:])]
+
+
 def audio_batch(bank: list[np.ndarray], batch: int, length: int, gen: torch.Generator) -> torch.Tensor:
     """``[batch, 1, length]`` random crops (float32) drawn with ``gen``."""
     idx = torch.randint(len(bank), (batch,), generator=gen).tolist()
