@@ -12,10 +12,18 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
 diffv2m corpus build "$RUNS/corpus" --minutes 60 --seed 1 --workers 2
 diffv2m features extract "$RUNS/corpus/manifest.jsonl"
-python -m torch.distributed.run --nproc_per_node 2 -m diffv2m train autoencoder \
-    "$RUNS/corpus/manifest.jsonl" --run-dir "$RUNS/ae" --config small --steps "$AE_STEPS" \
-    --batch-size 8 --segment-seconds 0.5 --lr 1.5e-3 --kl-weight 1e-5 --posterior-noise 0.1 \
-    --save-every 250 --device cpu
+if python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  # the shipped recipe: one GPU, 5 min (the shipped run read a pack of every 5th train clip)
+  diffv2m train autoencoder "$RUNS/corpus/manifest.jsonl" --run-dir "$RUNS/ae" --config small \
+      --pack "$RUNS/audio.npz" --steps "${AE_STEPS:-3500}" --batch-size 32 --segment-seconds 1.0 \
+      --lr 1.5e-3 --kl-weight 1e-5 --posterior-noise 0.1 --save-every 500 --device cuda
+else
+  # the CPU recipe: 2 gloo processes, ~32 min on 2 cores (val MR-STFT 1.84 vs 1.69 on a GPU)
+  python -m torch.distributed.run --nproc_per_node 2 -m diffv2m train autoencoder \
+      "$RUNS/corpus/manifest.jsonl" --run-dir "$RUNS/ae" --config small --steps "$AE_STEPS" \
+      --batch-size 8 --segment-seconds 0.5 --lr 1.5e-3 --kl-weight 1e-5 --posterior-noise 0.1 \
+      --save-every 250 --device cpu
+fi
 diffv2m train prior "$RUNS/corpus/manifest.jsonl" --autoencoder "$RUNS/ae/autoencoder.safetensors" \
     --run-dir "$RUNS/prior" --config small --steps "$PRIOR_STEPS" --batch-size 64 --lr 1e-3 \
     --warmup 300 --save-every 250 --device "$PRIOR_DEVICE"
