@@ -40,12 +40,10 @@ def test_motion_channel_interpolates_saturates_and_skips_cut_frames():
     assert (louder[1:] > inside[1:24]).all() and louder.max() <= 1.0
 
 
-def test_cue_track_stacks_channels_and_reads_features():
-    from types import SimpleNamespace
+def test_cue_track_stacks_channels():
     t = np.arange(0, 3, 1 / 24.0)
-    feats = SimpleNamespace(cut_times=np.array([1.0]), motion_curve=(t, np.full(len(t), 0.05)))
-    q = ct.features_cue_track(feats, start=0.0, frames=72, rate=RATE)
+    q = ct.cue_track(np.array([1.0]), t, np.full(len(t), 0.05), start=0.0, frames=72, rate=RATE)
     assert q.shape == (ct.CUE_CHANNELS, 72)
     assert int(np.argmax(q[0])) == 24 and q[1, 10] == pytest.approx(np.tanh(1.0), rel=1e-5)
-    bare = SimpleNamespace(cut_times=np.array([1.0]))
-    assert not ct.features_cue_track(bare, start=0.0, frames=72, rate=RATE)[1].any()
+    bare = ct.cue_track(np.array([1.0]), np.zeros(0), np.zeros(0), start=0.0, frames=72, rate=RATE)
+    assert not bare[1].any()                        # no motion curve: a zero motion channel

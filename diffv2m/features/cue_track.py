@@ -66,11 +66,3 @@ def cue_track(cut_times: Sequence[float], motion_times: Sequence[float],
         motion_channel(motion_times, motion_values, cut_times, start=start, frames=frames,
                        rate=rate),
     ])
-
-
-def features_cue_track(features, *, start: float, frames: int, rate: float) -> np.ndarray:
-    """:func:`cue_track` from a ``VideoFeatures``-like object (``cut_times``, ``motion_curve``);
-    a missing motion curve gives a zero motion channel."""
-    times, values = getattr(features, "motion_curve", (np.zeros(0), np.zeros(0)))
-    return cue_track(getattr(features, "cut_times", ()), times, values, start=start,
-                     frames=frames, rate=rate)
