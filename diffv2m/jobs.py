@@ -32,12 +32,18 @@ def default_cache_dir() -> Path:
     return Path(root)
 
 
+def semantic_normalisation(backend: str = "cnn") -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel ``(mean, std)`` the semantic encoder of ``backend`` expects on [0, 1] pixels."""
+    from .features.semantic import CLIP_MEAN, CLIP_STD
+    if backend == "open_clip":
+        return CLIP_MEAN, CLIP_STD
+    return (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+
 def semantic_pixels(frames: np.ndarray, image_size: int, backend: str = "cnn") -> np.ndarray:
     """Frames ``[T,S,S,3]`` uint8 -> network input ``[T,3,S,S]`` float32 (both backends)."""
-    from .features.semantic import CLIP_MEAN, CLIP_STD, preprocess
-    if backend == "open_clip":
-        return preprocess(frames, image_size, CLIP_MEAN, CLIP_STD)
-    return preprocess(frames, image_size, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    from .features.semantic import preprocess
+    return preprocess(frames, image_size, *semantic_normalisation(backend))
 
 
 def video_conditions(backend: Backend, source: Any, *, cls: int = 1,

@@ -75,8 +75,8 @@ def pixels_from_frames(frames: torch.Tensor, backend: str) -> torch.Tensor:
     encoder's size (training data is stored at that size), done where the batch lives so
     the data path stays off the training loop's critical CPU time.
     """
-    from ..features.semantic import CLIP_MEAN, CLIP_STD
-    mean, std = (CLIP_MEAN, CLIP_STD) if backend == "open_clip" else ((0.5,) * 3, (0.25,) * 3)
+    from ..jobs import semantic_normalisation
+    mean, std = semantic_normalisation(backend)
     m = torch.tensor(mean, dtype=torch.float32, device=frames.device)
     s = torch.tensor(std, dtype=torch.float32, device=frames.device)
     x = (frames.float() / 255.0 - m) / s
