@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from diffv2m.errors import UserError
-
-from .providers import sha256_file
+from diffv2m.jobs import file_sha256
 
 FORMAT = "diffv2m-engines"
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -187,7 +186,7 @@ def record_engine(cache_dir: str | os.PathLike | None, identity: GpuIdentity, gr
     if old and old.get("file") != engine_path.name:
         (folder / old["file"]).unlink(missing_ok=True)
     rec = EngineRecord(graph=graph, precision=precision, onnx_sha256=onnx_sha256,
-                       file=engine_path.name, sha256=sha256_file(engine_path),
+                       file=engine_path.name, sha256=file_sha256(engine_path),
                        profiles=profiles or {}, build_seconds=round(build_seconds, 2),
                        built=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), path=engine_path)
     m["engines"][key] = rec.to_json()
@@ -251,7 +250,7 @@ def lookup(graph: str, onnx_sha256: str, *, identity: GpuIdentity,
         if not path.is_file():
             stale = f"{path}: engine file missing (run 'diffv2m engines build')"
             continue
-        if check_file_hash and sha256_file(path) != e["sha256"]:
+        if check_file_hash and file_sha256(path) != e["sha256"]:
             stale = f"{path}: engine file modified since it was built (rebuild it)"
             continue
         return EngineRecord(**{k: v for k, v in e.items() if k != "path"}, path=path), ""

@@ -52,8 +52,9 @@ from torch import nn
 from diffv2m.atomic import atomic_path
 from diffv2m.config import ModelConfig
 from diffv2m.errors import UserError
+from diffv2m.jobs import file_sha256
 
-from .providers import FORMAT, FORMAT_VERSION, MANIFEST, sha256_file, validate_manifest
+from .providers import FORMAT, FORMAT_VERSION, MANIFEST, validate_manifest
 
 __all__ = ["export_onnx", "validate_manifest", "graph_specs", "IR_VERSION", "DEFAULT_OPSET",
            "check_dynamic_dims", "example_inputs", "torch_reference"]
@@ -246,7 +247,7 @@ def _export_one(name: str, spec: dict[str, Any], config: ModelConfig, out_dir: P
             onnx.save_model(model, str(staged))
         onnx.checker.check_model(str(staged), full_check=True)
         files = [staged] + ([staged.parent / data_name] if external else [])
-        hashes = {p.name: sha256_file(p) for p in files}
+        hashes = {p.name: file_sha256(p) for p in files}
         if not external and (out_dir / data_name).exists():
             (out_dir / data_name).unlink()          # left over from an older, bigger export
         for p in files:
@@ -312,7 +313,7 @@ def export_onnx(checkpoint: str | os.PathLike | None, out_dir: str | os.PathLike
     model, config, meta = load_checkpoint(ckpt)
     specs = graph_specs(model, config)
     names = [g for g in GRAPHS if g in specs and (graphs is None or g in graphs)]
-    ckpt_sha = sha256_file(ckpt)
+    ckpt_sha = file_sha256(ckpt)
     entries: dict[str, Any] = {}
     report: dict[str, Any] = {}
     for k, name in enumerate(names):

@@ -9,13 +9,13 @@ Nothing here imports torch or onnx; onnxruntime only inside functions.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from diffv2m.errors import UserError
+from diffv2m.jobs import file_sha256
 
 MANIFEST = "manifest.json"
 FORMAT = "diffv2m-onnx"
@@ -26,14 +26,6 @@ OPTIONAL_GRAPHS = ("semantic_encoder", "encoder")
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 _SHORT = {"TensorrtExecutionProvider": "tensorrt", "CUDAExecutionProvider": "cuda",
           "CPUExecutionProvider": "cpu"}
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_manifest(onnx_dir: str | os.PathLike) -> dict[str, Any]:
@@ -89,7 +81,7 @@ def validate_manifest(onnx_dir: str | os.PathLike, *, check_hashes: bool = True,
             fpath = d / fname
             if not fpath.is_file():
                 raise UserError(f"{fpath}: missing (listed in {MANIFEST} for graph {name!r})")
-            if check_hashes and sha256_file(fpath) != digest:
+            if check_hashes and file_sha256(fpath) != digest:
                 raise UserError(f"{fpath}: sha256 does not match {MANIFEST} (stale or modified "
                                 "graph; re-run 'diffv2m export onnx')")
     return manifest

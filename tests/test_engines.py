@@ -56,7 +56,7 @@ def test_record_lookup_list_and_staleness(onnx_dir, tmp_path):
     assert reason == "" and rec.path == built.path and rec.onnx_sha256 == sha
     m = json.loads((cache / H100.key / "manifest.json").read_text())
     assert m["gpu"] == {"name": H100.name, "compute_capability": "9.0", "trt_version": "10.3.0"}
-    assert m["engines"]["dit:fp32"]["sha256"] == engines.sha256_file(built.path)
+    assert m["engines"]["dit:fp32"]["sha256"] == engines.file_sha256(built.path)
     rows = engines.list_engines(cache)
     assert [(r["graph"], r["precision"], r["exists"]) for r in rows] == [("dit", "fp32", True)]
     # the ONNX graph changed (re-export): the engine is stale
