@@ -37,14 +37,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_backend(args):
-    """Pick the backend: ONNX Runtime for the embedded graphs when present, else torch."""
+    """Pick the backend: ONNX Runtime for the embedded graphs when present, else torch.
+
+    An ``--onnx-dir`` that is missing, or lacks a manifest or a graph, is an error (never a
+    silent fall back to torch); it also selects the ONNX backend.
+    """
     want = args.backend
+    if args.onnx_dir is not None:
+        if want == "torch" or args.checkpoint is not None:
+            raise UserError("--onnx-dir runs the exported graphs: it does not go with "
+                            "--backend torch or --checkpoint")
+        from .export.providers import validate_manifest
+        validate_manifest(args.onnx_dir, check_hashes=False)     # one line when it is unusable
+        want = "onnx"
     if want == "auto" and (args.device != "cpu" or args.precision != "fp32"):
         want = "torch"                   # a GPU / precision choice is a torch-backend choice
     if want == "auto":
         from .assets import default_onnx_dir
-        onnx_dir = Path(args.onnx_dir) if args.onnx_dir else default_onnx_dir()
-        want = "onnx" if (args.checkpoint is None and (onnx_dir / "manifest.json").exists()) else "torch"
+        want = "onnx" if (args.checkpoint is None and (default_onnx_dir() / "manifest.json").exists()) else "torch"
         if want == "torch":
             try:
                 import torch  # noqa: F401
@@ -62,27 +72,61 @@ def make_backend(args):
                         precision=args.precision)
 
 
+def model_inputs(args) -> list[Path]:
+    """The model files this job reads (no output may be one of them)."""
+    files = []
+    if args.checkpoint:
+        files.append(Path(args.checkpoint))
+    if args.onnx_dir and Path(args.onnx_dir).is_dir():
+        files += [p for p in Path(args.onnx_dir).iterdir() if p.is_file()]
+    return files
+
+
+def check_options(args) -> Settings:
+    """Every option checked before any work; returns the settings."""
+    from .settings_limits import check_seconds, check_settings, check_threads
+    settings = check_settings(Settings(seed=args.seed, steps=args.steps, cfg_scale=args.cfg,
+                                       sampler=args.sampler, cls=args.style))
+    check_seconds(args.start, "--start")
+    check_seconds(args.end, "--end")
+    check_threads(args.threads)
+    return settings
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from . import jobs
+    from . import jobs, media
+    from .output_transaction import OutputTransaction, resolved
     from .progress import cli_progress
+    settings = check_options(args)
     video = Path(args.video)
+    resolved(video)                                            # a symlink loop: one line
     out = Path(args.output) if args.output else video.with_name(f"{video.stem}.take-{args.seed}.wav")
-    if out.resolve() == video.resolve():
-        raise UserError(f"{out}: refusing to overwrite the input video")
     if out.suffix.lower() not in (".wav", ".flac"):
         raise UserError(f"{out}: output must end in .wav or .flac")
-    from . import media
+    if args.mux and Path(args.mux).suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        raise UserError(f"{args.mux}: preview must be .mp4 or .mov, not "
+                        f"'{Path(args.mux).suffix}'")
+    tx = OutputTransaction([video, *model_inputs(args)])
+    tx.check(out, "take")
+    if args.mux:
+        tx.check(args.mux, "preview")
+        if resolved(args.mux) == resolved(out):
+            raise UserError(f"{args.mux}: the same path is given for the take and the preview")
     source = media.FileFrameSource(video, start=args.start, end=args.end)  # bad input fails first
     backend = make_backend(args)
-    settings = Settings(seed=args.seed, steps=args.steps, cfg_scale=args.cfg,
-                        sampler=args.sampler, cls=args.style)
-    cache = None if args.no_cache else jobs.default_cache_dir() / "features"
-    with cli_progress(disable=args.quiet) as progress:
-        take = jobs.generate_file(backend, video, out, settings=settings, start=args.start,
-                                  end=args.end, mux=args.mux, cache_dir=cache,
-                                  model_id=getattr(backend, "model_id", ""), progress=progress,
-                                  source=source)
+    cache = None
+    if not args.no_cache:
+        root = jobs.usable_cache_dir()
+        cache = root / "features" if root is not None else None
+    with tx:
+        tmp_out = tx.add(out, "take")
+        tmp_mux = tx.add(args.mux, "preview") if args.mux else None
+        with cli_progress(disable=args.quiet) as progress:
+            take = jobs.generate_file(backend, video, tmp_out, settings=settings,
+                                      start=args.start, end=args.end, mux=tmp_mux,
+                                      cache_dir=cache, model_id=getattr(backend, "model_id", ""),
+                                      progress=progress, source=source)
     print(f"{out}  ({take.duration:.2f} s, seed {args.seed}, {backend.name})")
     if args.mux:
         print(f"{args.mux}  (preview)")

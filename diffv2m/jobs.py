@@ -32,6 +32,37 @@ def default_cache_dir() -> Path:
     return Path(root)
 
 
+_cache_warned: list[str] = []
+
+
+def warn_cache_unusable(folder: str | os.PathLike, exc: OSError) -> None:
+    """Say once per process, on one line, that the (optional) cache is not used and why."""
+    import sys
+    from .output_transaction import os_error_cause
+    if _cache_warned:
+        return
+    _cache_warned.append(str(folder))
+    print(f"diffv2m: warning: cache {folder}: {os_error_cause(exc)}; continuing without the "
+          "cache", file=sys.stderr, flush=True)
+
+
+def usable_cache_dir(folder: str | os.PathLike | None = None) -> Path | None:
+    """``folder`` (default: :func:`default_cache_dir`) when a file can be created in it, else
+    ``None`` after one warning line: the cache is optional, a read-only or full cache folder
+    never stops a job."""
+    import tempfile
+    folder = Path(folder) if folder is not None else default_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-") as fh:
+            fh.write(b"x")
+            fh.flush()
+    except OSError as exc:
+        warn_cache_unusable(folder, exc)
+        return None
+    return folder
+
+
 def semantic_normalisation(backend: str = "cnn") -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel ``(mean, std)`` the semantic encoder of ``backend`` expects on [0, 1] pixels."""
     from .features.semantic import CLIP_MEAN, CLIP_STD

@@ -222,6 +222,8 @@ def stitch(pieces: list[tuple[int, np.ndarray]], odf: np.ndarray, sr: int, total
 def synthesise(backend: Backend, conditions: Conditions, settings: Settings, *,
                progress: Progress | None = None) -> Take:
     """Sample music for ``conditions`` with ``backend``; deterministic for a given seed."""
+    from .settings_limits import check_settings
+    check_settings(settings)
     cfg = backend.config
     sr = cfg.sample_rate
     W = cfg.window_seconds
