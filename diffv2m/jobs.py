@@ -124,5 +124,5 @@ def generate_file(backend: Backend, video_path: str | os.PathLike, out: str | os
     write_take(take, out, {"video": str(video_path), "start": start, "end": end,
                            "model": model_id})
     if mux:
-        media.mux(video_path, out, mux, start=start, end=end)
+        media.mux(video_path, out, mux, start=start, end=end, progress=progress)
     return take

@@ -68,6 +68,9 @@ class ScoringSession:
         else:
             from .timeline import load_timeline
             self.timeline = load_timeline(self.path, rate=rate)
+            if not any(t.find_clips() for t in self.timeline.video_tracks()):
+                raise UserError(f"{self.path}: the timeline has no video clips (only audio or "
+                                "empty tracks): there is no picture to score")
 
     # -- selection -------------------------------------------------------------------------
     @property
@@ -144,19 +147,48 @@ class ScoringSession:
             k += 1
         return path
 
-    def generate(self, settings: Settings, progress: Progress | None = None) -> TakeRecord:
-        """One take for the current selection, written as NAME.take-SEED.wav."""
+    def generate(self, settings: Settings, progress: Progress | None = None, *,
+                 transaction: Any = None) -> TakeRecord:
+        """One take for the current selection, written as NAME.take-SEED.wav.
+
+        With ``transaction`` (a :class:`diffv2m.output_transaction.OutputTransaction` that
+        declared :meth:`take_path` of the seed) the take is written to its temporary and
+        published, so the transaction's abort takes it back."""
         t0 = time.perf_counter()
         conditions = self.conditions(settings, progress)
         t1 = time.perf_counter()
         take = synthesise(self.backend, conditions, settings, progress=progress)
         take.timings["conditions"] = t1 - t0
         start, end = self.selection_seconds
-        path = write_take(take, self.take_path(settings.seed), self.provenance(start, end))
+        path = self.take_path(settings.seed)
+        if transaction is None:
+            write_take(take, path, self.provenance(start, end))
+        else:
+            write_take(take, transaction.temporary(path), self.provenance(start, end))
+            transaction.publish(path)
         take.timings["total"] = time.perf_counter() - t0
         record = TakeRecord(path=path, take=take)
         self.takes.append(record)
         return record
+
+    def media_files(self) -> list[Path]:
+        """Every existing media file the timeline references (all tracks, every reference of
+        every clip) or the video itself: the inputs no output of a job may overwrite."""
+        if self.is_video:
+            return [self.path]
+        import opentimelineio as otio
+        from .timeline import _Resolver, timeline_rate
+        resolver = _Resolver(self.timeline, self.path, self.media_root, timeline_rate(self.timeline))
+        found = []
+        for clip in self.timeline.find_clips():
+            for ref in clip.media_references().values():
+                if not isinstance(ref, otio.schema.ExternalReference):
+                    continue
+                try:
+                    found.append(resolver.media_path(clip, ref))
+                except UserError:
+                    pass                            # unresolvable: nothing there to overwrite
+        return found
 
     def provenance(self, start: float, end: float) -> dict[str, Any]:
         """What produced a take: recorded in the WAV and in the exported timeline."""
