@@ -52,6 +52,11 @@ def install_sigterm_handler():
     return None
 
 
+def _one_line_usage_error(self, message: str):
+    """argparse's error, on one line (its usage block is what ``--help`` is for)."""
+    self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     from .errors import Cancelled, Terminated, UserError
 
@@ -69,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # The panel runs a Qt event loop, which keeps the default SIGTERM (quit at once).
     previous = install_sigterm_handler() if name != "panel" else None
+    import argparse
+    argparse_error = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = _one_line_usage_error
     try:
         module = importlib.import_module(COMMANDS[name][0])
         return int(module.main(rest) or 0)
@@ -94,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print("diffv2m: interrupted; nothing half-written was left", file=sys.stderr)
         return 130
     finally:
+        argparse.ArgumentParser.error = argparse_error
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

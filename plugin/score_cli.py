@@ -113,8 +113,11 @@ def main(argv: list[str]) -> int:
         for f in Path(args.onnx_dir).iterdir():
             if f.is_file():
                 tx.add_input(f)
-    backend = load_backend(args.onnx_dir, threads=args.threads)
-    session = ScoringSession(src, backend, media_root=args.media_root,
+    if args.onnx_dir is not None:
+        from ..export.providers import validate_manifest
+        validate_manifest(args.onnx_dir, check_hashes=False)
+    # The timeline (or video) is read and the selection checked before the graphs load.
+    session = ScoringSession(src, None, media_root=args.media_root,
                              take_dir=args.take_dir or out.parent, rate=args.rate)
     for f in session.media_files():
         tx.add_input(f)
@@ -134,6 +137,7 @@ def main(argv: list[str]) -> int:
                        track=args.track)
     else:
         session.select()
+    backend = session.backend = load_backend(args.onnx_dir, threads=args.threads)
     take_paths = [session.take_path(s.seed) for s in all_settings]
     records = []
     with tx:                     # every file appears together at the end, or none does
