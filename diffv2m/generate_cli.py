@@ -114,14 +114,14 @@ def main(argv: list[str]) -> int:
         if resolved(args.mux) == resolved(out):
             raise UserError(f"{args.mux}: the same path is given for the take and the preview")
     source = media.FileFrameSource(video, start=args.start, end=args.end)  # bad input fails first
-    backend = make_backend(args)
-    cache = None
-    if not args.no_cache:
-        root = jobs.usable_cache_dir()
-        cache = root / "features" if root is not None else None
-    with tx:
-        tmp_out = tx.add(out, "take")
+    with tx:                     # the take and the preview appear together, or neither does
+        tmp_out = tx.add(out, "take")                 # an unwritable folder fails here, at once
         tmp_mux = tx.add(args.mux, "preview") if args.mux else None
+        backend = make_backend(args)
+        cache = None
+        if not args.no_cache:
+            root = jobs.usable_cache_dir()
+            cache = root / "features" if root is not None else None
         with cli_progress(disable=args.quiet) as progress:
             take = jobs.generate_file(backend, video, tmp_out, settings=settings,
                                       start=args.start, end=args.end, mux=tmp_mux,

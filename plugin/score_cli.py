@@ -137,7 +137,6 @@ def main(argv: list[str]) -> int:
                        track=args.track)
     else:
         session.select()
-    backend = session.backend = load_backend(args.onnx_dir, threads=args.threads)
     take_paths = [session.take_path(s.seed) for s in all_settings]
     records = []
     with tx:                     # every file appears together at the end, or none does
@@ -145,6 +144,7 @@ def main(argv: list[str]) -> int:
             tx.add(path, "take")
         tmp_timeline = tx.add(out, "timeline")
         tmp_mux = tx.add(args.mux, "preview") if args.mux else None
+        backend = session.backend = load_backend(args.onnx_dir, threads=args.threads)
         with cli_progress(disable=args.quiet) as progress:
             for settings in all_settings:
                 records.append(session.generate(settings, progress=progress, transaction=tx))

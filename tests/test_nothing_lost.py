@@ -194,6 +194,34 @@ def test_an_unusable_cache_folder_means_no_cache_and_one_warning(job, tmp_path, 
     assert media.probe(job / "m.wav").duration == pytest.approx(2.0, abs=0.05)
 
 
+def test_read_only_output_folder_without_namespaces(job, cache, monkeypatch):
+    """Where mount namespaces are not allowed: creating the temporary fails with EROFS."""
+    from diffv2m import atomic
+    video = _video(job)
+
+    def read_only_mkstemp(*a, **kw):
+        raise OSError(errno.EROFS, "Read-only file system", kw.get("dir"))
+
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", read_only_mkstemp)
+    before = snapshot(job)
+    rc, _, err = call_cli("generate", video, "-o", job / "out" / "m.wav", "--steps", "1", "-q")
+    assert_refused(rc, err, job, before, str(job / "out" / "m.wav"), "read-only file system")
+    assert not cache.exists()
+
+
+def test_a_cache_folder_that_cannot_exist_means_no_cache(job, tmp_path, monkeypatch):
+    """``$DIFFV2M_CACHE`` under a regular file (as root, the one folder that cannot be made
+    writable): one warning line, and the take is made."""
+    (tmp_path / "plain-file").write_text("x")
+    monkeypatch.setenv("DIFFV2M_CACHE", str(tmp_path / "plain-file" / "cache"))
+    video = _video(job)
+    res = run_cli("generate", video, "-o", job / "m.wav", "--steps", "1", "-q")
+    assert res.returncode == 0, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "warning: cache" in lines[0] and "ENOTDIR" in lines[0], res.stderr
+    assert (job / "m.wav").is_file()
+
+
 def test_full_cache_disk_under_onnxruntime_is_not_blamed_on_the_graph(tmp_path, monkeypatch,
                                                                       capsys):
     """onnxruntime saving its optimised graph into a full cache (``/dev/full``) opens the
