@@ -59,3 +59,67 @@ def test_judge_on_a_rendered_known_score_vs_silence_and_noise():
         assert T.render_round_trip(score.notes, tz)["f1"] < 0.2
     # transcription vs transcription (the autoencoder round-trip form): itself gives 1
     assert T.transcription_f1(tr, tr)["f1"] == pytest.approx(1.0)
+
+
+@judge
+def test_evaluate_cli_reports_musicality_and_symbolic_for_score_takes(tmp_path):
+    """Score-family takes (WAV + MIDI sidecar) get the figures; references give the
+    reference fraction and the held-out scores for the symbolic measures."""
+    import json
+
+    import mediagen
+    from diffv2m.evaluate import cli
+    from diffv2m.score import midi, render
+    from test_score_render import known_score
+    try:
+        render.find_soundfont()
+    except Exception as exc:
+        pytest.skip(str(exc))
+    gen, ref, vid = tmp_path / "gen", tmp_path / "ref", tmp_path / "vid"
+    for d in (gen, ref, vid):
+        d.mkdir()
+    for i in range(3):
+        take, truth = known_score(10 + i, seconds=4.0), known_score(20 + i, seconds=4.0)
+        mediagen.write_wav(gen / f"c{i}.take-1.wav", render.render_score(take, sample_rate=22050), 22050)
+        midi.write_midi(take, gen / f"c{i}.take-1.mid")
+        mediagen.write_wav(ref / f"c{i}.wav", render.render_score(truth, sample_rate=22050), 22050)
+        midi.write_midi(truth, ref / f"c{i}.mid")
+        mediagen.make_video(vid / f"c{i}.mp4", seconds=4.0, fps=24, size=(64, 48), cut_times=(1.0, 2.5))
+    out = tmp_path / "report.json"
+    assert cli.main(["--generated", str(gen), "--reference", str(ref), "--videos", str(vid),
+                     "-o", str(out), "--shifts", "20", "--recon", "-q",
+                     "--html", str(tmp_path / "r.html")]) == 0
+    rep = json.loads(out.read_text())
+    mu = rep["summary"]["musicality"]
+    assert mu["takes"] == 3 and mu["takes_with_midi"] == 3
+    assert mu["confident_note_fraction"] > 0.6 and mu["reference_confident_note_fraction"] > 0.6
+    assert mu["render_round_trip_note_f1"] > 0.6
+    assert mu["reference_vs_take_note_f1"] < 0.5          # different scores: a poor round trip
+    sym = rep["symbolic"]
+    assert sym["model"]["n_reference"] == 3 and sym["model"]["mean_oa"] is not None
+    assert sym["random_notes"]["mean_oa"] < sym["model"]["mean_oa"]
+    assert "Symbolic measures" in (tmp_path / "r.html").read_text()
+    # audio-family takes (no MIDI) get no musicality section unless asked for
+    for p in gen.glob("*.mid"):
+        p.unlink()
+    assert cli.main(["--generated", str(gen), "--videos", str(vid), "-o", str(out),
+                     "--shifts", "20", "-q"]) == 0
+    rep = json.loads(out.read_text())
+    assert "musicality" not in rep["summary"] and "symbolic" not in rep
+
+
+def test_musicality_without_basic_pitch_is_one_line_or_a_note(tmp_path, monkeypatch):
+    import argparse
+
+    from diffv2m.errors import UserError
+    from diffv2m.evaluate import cli
+    monkeypatch.setattr(T, "available", lambda: "basic-pitch transcriber not available (x); "
+                                                f"install: {T.INSTALL_HINT}")
+    take = cli.Clip("c", "1", tmp_path / "c.take-1.wav", midi=tmp_path / "c.take-1.mid")
+    with pytest.raises(UserError) as exc:
+        cli.musicality_judge(argparse.Namespace(musicality=True), [take])
+    assert "pip install --no-deps basic-pitch" in str(exc.value) and "\n" not in str(exc.value)
+    judge, note = cli.musicality_judge(argparse.Namespace(musicality=False), [take])
+    assert judge is None and note.startswith("musicality metrics skipped")
+    assert cli.musicality_judge(argparse.Namespace(musicality=False),
+                                [cli.Clip("c", None, tmp_path / "c.wav")]) == (None, None)
