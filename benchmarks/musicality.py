@@ -136,6 +136,16 @@ def main(argv=None) -> int:
     train = [s for sp, s in scores.values() if sp != "test"]
     sym = symbolic.mgeval_report(test, train, seed=0) if len(test) and len(train) >= 2 else \
         {"skipped": f"{len(test)} test and {len(train)} train clips"}
+    # the controls on equal footing: one random half of all clips against the other, and
+    # random notes shaped like the first half against the second
+    rng = np.random.default_rng(0)
+    allsc = [s for _, s in scores.values()]
+    order = rng.permutation(len(allsc))
+    half_a = [allsc[i] for i in order[: len(allsc) // 2]]
+    half_b = [allsc[i] for i in order[len(allsc) // 2:]]
+    halves = {"halves": symbolic.compare(half_a, half_b),
+              "random_notes_like_half_a": symbolic.compare(
+                  [symbolic.random_notes_like(s, rng) for s in half_a], half_b)}
 
     # render speed: 30 s of four tracks at 48 kHz (a corpus clip's notes, tiled three times)
     base = next(s for _, s in scores.values() if len(s.notes))
@@ -160,6 +170,12 @@ def main(argv=None) -> int:
         "splits": {sp: sum(1 for r in rows if r["split"] == sp) for sp in ("train", "val", "test")},
         "summary": {k: mean(r.get(k) for r in rows) for k in keys},
         "symbolic_test_vs_train": sym,
+        "symbolic_halves": halves,
+        "by_ensemble": {e: {k: mean(r.get(k) for r in rows if r["ensemble"] == e)
+                            for k in ("corpus_vs_notes_f1", "render_round_trip_f1",
+                                      "render_confident")} | {
+                            "clips": sum(1 for r in rows if r["ensemble"] == e)}
+                        for e in sorted({r["ensemble"] for r in rows})},
         "render_speed_30s_4tracks_48k": {"first_s": first, "first_cpu_s": first_cpu,
                                          "warm_s": min(warm), "warm_cpu_s": min(warm_cpu),
                                          "notes": len(tiled.notes),
@@ -171,8 +187,11 @@ def main(argv=None) -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
-    print(json.dumps({k: result[k] for k in ("clips", "splits", "summary",
+    print(json.dumps({k: result[k] for k in ("clips", "splits", "summary", "by_ensemble",
                                              "render_speed_30s_4tracks_48k")}, indent=1))
+    print("symbolic mean OA, halves: %.3f; random notes like one half vs the other: %.3f" % (
+        halves["halves"].get("mean_oa") or 0,
+        halves["random_notes_like_half_a"].get("mean_oa") or 0))
     if isinstance(sym, dict) and "model" in sym:
         print("symbolic mean OA: test-vs-train %.3f, random notes %.3f, held-out halves %.3f" % (
             sym["model"]["mean_oa"] or 0, sym["random_notes"]["mean_oa"] or 0,
