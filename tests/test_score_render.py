@@ -181,3 +181,22 @@ def test_stems_sum_to_the_mix():
     solo = Score([n for n in score.notes if n.track == "bass"], score.ensemble, score.duration)
     s2 = render.render_stems(solo, sample_rate=SR)
     assert not np.any(s2["melody"]) and not np.any(s2["drums"]) and np.any(s2["bass"])
+
+
+@needs_synth
+def test_same_score_same_samples_in_a_new_process_and_short_takes():
+    import hashlib
+    score = known_score(8, seconds=3.0)
+    here = hashlib.sha256(render.render_score(score, sample_rate=SR).tobytes()).hexdigest()
+    code = ("import hashlib, sys; sys.path.insert(0, %r)\n"
+            "from test_score_render import known_score\n"
+            "from diffv2m.score import render\n"
+            "print(hashlib.sha256(render.render_score(known_score(8, seconds=3.0), "
+            "sample_rate=%d).tobytes()).hexdigest())\n") % (str(Path(__file__).parent), SR)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == here, res.stderr[-2000:]
+    short = Score([Note("melody", 69, 0.0, 0.2, 100)], Ensemble("x"), 0.25)
+    y = render.render_score(short, sample_rate=SR)               # shorter than one BS.1770 block
+    assert y.shape == (2, 12000) and np.isfinite(y).all() and np.abs(y).max() > 0.01
+    with pytest.raises(UserError, match="sample rate"):
+        render.render_score(short, sample_rate=1000)

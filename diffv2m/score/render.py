@@ -177,8 +177,13 @@ class _Synth:
 
 
 def _synth(soundfont: str | None, sample_rate: int) -> _Synth:
-    if not (isinstance(sample_rate, (int, np.integer)) and 8000 <= sample_rate <= 192000):
+    try:
+        whole = float(sample_rate).is_integer()
+    except (TypeError, ValueError):
+        whole = False
+    if not (whole and 8000 <= float(sample_rate) <= 192000):
         raise UserError(f"sample rate {sample_rate}: must be a whole number of Hz in 8000..192000")
+    sample_rate = int(sample_rate)
     sf = find_soundfont(soundfont)
     key = (str(Path(sf).resolve()), int(sample_rate))
     with _SYNTHS_LOCK:
@@ -211,7 +216,7 @@ def _stems(score: Score, sample_rate: int, soundfont: str | None) -> dict[str, n
     if not (score.duration > 0 and np.isfinite(score.duration)):
         raise ValueError(f"score duration must be positive, not {score.duration}")
     synth = _synth(soundfont, sample_rate)
-    n = int(round(score.duration * sample_rate))
+    n = int(round(score.duration * int(sample_rate)))
     present = {note.track for note in score.notes}
     return {t: synth.render(score, (t,), n) if t in present else np.zeros((2, n), np.float32)
             for t in TRACKS}
