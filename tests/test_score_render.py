@@ -178,6 +178,9 @@ def test_stems_sum_to_the_mix():
     assert np.max(np.abs(total - mix)) < 1e-5
     for t in TRACKS:                                           # every track really plays
         assert np.sqrt(np.mean(stems[t] ** 2)) > 1e-3
+    both_mix, both_stems = render.render_mix_and_stems(score, sample_rate=SR)
+    assert np.array_equal(both_mix, mix)                       # --stems changes no sample
+    assert all(np.array_equal(both_stems[t], stems[t]) for t in TRACKS)
     solo = Score([n for n in score.notes if n.track == "bass"], score.ensemble, score.duration)
     s2 = render.render_stems(solo, sample_rate=SR)
     assert not np.any(s2["melody"]) and not np.any(s2["drums"]) and np.any(s2["bass"])

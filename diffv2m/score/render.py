@@ -229,17 +229,29 @@ def _mix(stems: dict[str, np.ndarray]) -> np.ndarray:
     return mix
 
 
+def render_mix_and_stems(score: Score, *, sample_rate: int = 48000,
+                         soundfont: str | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One synthesis, both outputs: the mix exactly as :func:`render_score` gives it (bit for
+    bit) and the stems as :func:`render_stems` gives them (for ``--stems``: no second render)."""
+    return _render(score, sample_rate, soundfont, with_stems=True)
+
+
+def _render(score: Score, sample_rate, soundfont, *, with_stems: bool):
+    stems = _stems(score, sample_rate, soundfont)
+    mix = _mix(stems)
+    g = np.float32(loudness_gain(mix, sample_rate))
+    return mix * g, ({t: stems[t] * g for t in TRACKS} if with_stems else None)
+
+
 def render_stems(score: Score, *, sample_rate: int = 48000,
                  soundfont: str | None = None) -> dict[str, np.ndarray]:
     """One float32 [2, N] array per track of ``TRACKS`` (N = round(duration * rate)), all
-    scaled by the mix's loudness gain, so they sum to :func:`render_score`'s output."""
-    stems = _stems(score, sample_rate, soundfont)
-    g = np.float32(loudness_gain(_mix(stems), sample_rate))
-    return {t: stems[t] * g for t in TRACKS}
+    scaled by the mix's loudness gain, so they sum to :func:`render_score`'s output (within
+    float rounding)."""
+    return render_mix_and_stems(score, sample_rate=sample_rate, soundfont=soundfont)[1]
 
 
 def render_score(score: Score, *, sample_rate: int = 48000,
                  soundfont: str | None = None) -> np.ndarray:
     """The take as float32 stereo [2, N], N = round(duration * rate), loudness normalised."""
-    mix = _mix(_stems(score, sample_rate, soundfont))
-    return mix * np.float32(loudness_gain(mix, sample_rate))
+    return _render(score, sample_rate, soundfont, with_stems=False)[0]
