@@ -44,3 +44,21 @@ def test_same_style_scores_beat_random_notes():
     assert rand["mean_oa"] < model["mean_oa"] - 0.2
     assert held["mean_oa"] > 0.5 and held["n_generated"] == 5
     assert "skipped" in symbolic.compare(gen, ref[:1])
+
+
+def test_evaluate_score_row_mode_density_and_class_summary(tmp_path):
+    from diffv2m.evaluate import cli
+    c_major = [Note("melody", p, 0.5 * i, 0.5 * i + 0.45, 90)
+               for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72, 67, 64, 60, 67])]
+    a_minor = [Note("melody", p, 0.25 * i, 0.25 * i + 0.2, 90)
+               for i, p in enumerate([57, 59, 60, 62, 64, 65, 68, 69, 64, 60, 57, 64] * 2)]
+    fast = Score(a_minor + [Note("drums", 36, 0.0, 0.1, 100)], Ensemble("x"), 6.0, 140.0)
+    slow = Score(c_major, Ensemble("x"), 6.0, 80.0)
+    r_slow = cli.score_row(slow, cli.Clip("a", "1", tmp_path / "a.wav", mode="major", cls=0))
+    r_fast = cli.score_row(fast, cli.Clip("b", "1", tmp_path / "b.wav", mode="major", cls=2))
+    assert r_slow["mode"] == "major" and r_slow["mode_match"] is True
+    assert r_fast["mode"] == "minor" and r_fast["mode_match"] is False
+    assert r_slow["note_density"] == pytest.approx(2.0) and r_fast["note_density"] == pytest.approx(4.0)
+    s = cli._summary([{"score": r_slow}, {"score": r_fast}])["score"]
+    assert s["mode_match_rate"] == 0.5 and s["mode_compared"] == 2
+    assert s["by_class"]["0"]["tempo_bpm"] == 80.0 and s["by_class"]["2"]["note_density"] == 4.0

@@ -93,6 +93,8 @@ class Clip:
     annotated_cuts: list[float] | None = None
     midi: Path | None = None                  # the take's own notes (score family)
     reference_midi: Path | None = None        # the reference music's notes
+    mode: str | None = None                   # the clip's mode / style class (manifest)
+    cls: int | None = None
 
 
 @dataclass
@@ -163,7 +165,8 @@ def pair_files(generated: Path, reference: Path | None, videos: Path | None,
         ref_mid = (_find(reference, name, MIDI_SUFFIXES)
                    or (_find(ref.parent, ref.stem, MIDI_SUFFIXES) if ref is not None else None))
         clip = Clip(name, take, f, ref, vid, odf if odf.is_file() else None,
-                    [float(c) for c in cuts] if cuts is not None else None, mid, ref_mid)
+                    [float(c) for c in cuts] if cuts is not None else None, mid, ref_mid,
+                    rec.get("mode"), int(rec["cls"]) if rec.get("cls") is not None else None)
         if vid is None and ref is None:
             unpaired.append(f.name)
         clips.append(clip)
@@ -274,6 +277,18 @@ def _summary(rows: list[dict]) -> dict:
             "reference_vs_take_note_f1": _mean(get(m, "reference_vs_take", "f1") for m in mu),
             "takes": len(mu),
             "takes_with_midi": sum(1 for m in mu if m.get("render_round_trip"))}
+    sc = [r["score"] for r in rows if r.get("score")]
+    if sc:
+        matches = [float(x["mode_match"]) for x in sc if "mode_match" in x]
+        out["score"] = {
+            "takes": len(sc), "mode_match_rate": _mean(matches), "mode_compared": len(matches),
+            "note_density": _mean(x["note_density"] for x in sc),
+            "by_class": {str(c): {"takes": sum(1 for x in sc if x["cls"] == c),
+                                  "note_density": _mean(x["note_density"] for x in sc
+                                                        if x["cls"] == c),
+                                  "tempo_bpm": _mean(x["tempo_bpm"] for x in sc
+                                                     if x["cls"] == c)}
+                         for c in sorted({x["cls"] for x in sc if x["cls"] is not None})}}
     return out
 
 
@@ -397,6 +412,7 @@ def run(args, progress=print) -> tuple[dict, list[ClipPlot]]:
             from ..score.midi import read_midi
             gen_scores.append(read_midi(clip.midi))
             row["midi"] = str(clip.midi)
+            row["score"] = score_row(gen_scores[-1], clip)
         if clip.reference_midi is not None and clip.reference_midi not in ref_scores:
             from ..score.midi import read_midi
             ref_scores[clip.reference_midi] = read_midi(clip.reference_midi)
@@ -434,6 +450,23 @@ def run(args, progress=print) -> tuple[dict, list[ClipPlot]]:
     if gen_scores:
         report["symbolic"] = _clean(symbolic_section(gen_scores, args, list(ref_scores.values())))
     return report, plots
+
+
+def score_row(score, clip) -> dict:
+    """Mood and density of a take's own notes: mode (Krumhansl-Schmuckler, as the corpus
+    labels its clips) against the clip's, distinct pitched onsets per second, tempo."""
+    from ..data.music import key_mode
+    pitched = [n for n in score.notes if n.track != "drums"]
+    out: dict = {"pitched_notes": len(pitched), "tempo_bpm": score.tempo_bpm,
+                 "clip_mode": clip.mode, "cls": clip.cls}
+    dur = max(score.duration, 1e-3)
+    out["note_density"] = len({round(n.start, 2) for n in pitched}) / dur
+    if pitched:
+        out["mode"] = key_mode(np.array([n.pitch for n in pitched]),
+                               np.array([n.end - n.start for n in pitched]))
+        if clip.mode:
+            out["mode_match"] = out["mode"] == clip.mode
+    return out
 
 
 def musicality_judge(args, clips):
@@ -501,6 +534,9 @@ DEFINITIONS = {
                          "and basic-pitch's transcription of the take's audio",
     "reference_vs_take": "note-F1 as above between the transcriptions of the reference music and "
                          "of the take (with --recon: the autoencoder round trip)",
+    "score": "a take's own notes (MIDI sidecar): mode by Krumhansl-Schmuckler on the "
+             "duration-weighted pitch classes (the corpus's own labelling rule) vs the clip's "
+             "manifest mode; note_density = distinct pitched onsets per second; by style class",
     "symbolic": "MGEval (Yang & Lerch 2018): per feature, overlapped area (OA, 1 = best) and "
                 "KL between the kernel densities of intra-reference and generated-to-reference "
                 "distances; controls: random notes on the 24 fps grid, held-out halves",
