@@ -62,3 +62,17 @@ def test_evaluate_score_row_mode_density_and_class_summary(tmp_path):
     s = cli._summary([{"score": r_slow}, {"score": r_fast}])["score"]
     assert s["mode_match_rate"] == 0.5 and s["mode_compared"] == 2
     assert s["by_class"]["0"]["tempo_bpm"] == 80.0 and s["by_class"]["2"]["note_density"] == 4.0
+
+
+def test_evaluate_between_seeds_note_f1(tmp_path):
+    pytest.importorskip("mir_eval")
+    from diffv2m.evaluate import cli
+    a, b, c = known_score(1), known_score(1), known_score(2)
+    rows = [{"name": "x", "midi": "x.take-1.mid"}, {"name": "x", "midi": "x.take-2.mid"},
+            {"name": "y", "midi": "y.take-1.mid"}, {"name": "y", "midi": "y.take-2.mid"},
+            {"name": "z", "midi": None}]
+    same = cli.between_seeds(rows[:2], [a, b])
+    assert same["note_f1"] == pytest.approx(1.0) and same["pairs"] == 1
+    mixed = cli.between_seeds(rows, [a, b, a, c])
+    assert mixed["pairs"] == 2 and mixed["clips"] == 2 and mixed["note_f1"] < 0.8
+    assert cli.between_seeds(rows[4:], []) is None

@@ -449,6 +449,9 @@ def run(args, progress=print) -> tuple[dict, list[ClipPlot]]:
         report["musicality_note"] = musicality_note
     if gen_scores:
         report["symbolic"] = _clean(symbolic_section(gen_scores, args, list(ref_scores.values())))
+        seeds = between_seeds(rows, gen_scores)
+        if seeds is not None:
+            report["summary"].setdefault("score", {})["between_seeds"] = _clean(seeds)
     return report, plots
 
 
@@ -467,6 +470,27 @@ def score_row(score, clip) -> dict:
         if clip.mode:
             out["mode_match"] = out["mode"] == clip.mode
     return out
+
+
+def between_seeds(rows, gen_scores) -> dict | None:
+    """Mean note-F1 (50 ms onsets, pitched notes) between the takes of different seeds of
+    the same clip, from their MIDI sidecars; None when no clip has two such takes."""
+    by_clip: dict[str, list] = {}
+    scores = iter(gen_scores)
+    for r in rows:
+        if r.get("midi"):
+            by_clip.setdefault(r["name"], []).append(next(scores))
+    pairs = [(a, b) for takes in by_clip.values() for i, a in enumerate(takes)
+             for b in takes[i + 1:]]
+    if not pairs:
+        return None
+    try:
+        from .transcription import note_f1, score_notes
+        f1 = [note_f1(*score_notes(a.notes), *score_notes(b.notes))["f1"] for a, b in pairs]
+    except ImportError as exc:                    # mir_eval is in the 'eval' extra
+        return {"skipped": f"note-F1 needs mir_eval ({exc})"}
+    return {"note_f1": _mean(f1), "pairs": len(pairs),
+            "clips": sum(1 for t in by_clip.values() if len(t) > 1)}
 
 
 def musicality_judge(args, clips):
@@ -534,6 +558,8 @@ DEFINITIONS = {
                          "and basic-pitch's transcription of the take's audio",
     "reference_vs_take": "note-F1 as above between the transcriptions of the reference music and "
                          "of the take (with --recon: the autoencoder round trip)",
+    "between_seeds": "mean note-F1 (onsets within 50 ms, same pitch, drums left out) between "
+                     "the MIDI sidecars of different seeds' takes of the same clip",
     "score": "a take's own notes (MIDI sidecar): mode by Krumhansl-Schmuckler on the "
              "duration-weighted pitch classes (the corpus's own labelling rule) vs the clip's "
              "manifest mode; note_density = distinct pitched onsets per second; by style class",
