@@ -92,8 +92,8 @@ class Span:
         p = self.pieces[0]
         if p.path is None or not same_rate(p.fps, self.rate):
             return None
-        start = float(Fraction(p.source_frame) / p.fps)
-        return p.path, start, start + float(Fraction(p.frames) / p.fps)
+        return (p.path, float(Fraction(p.source_frame) / p.fps),
+                float(Fraction(p.source_frame + p.frames) / p.fps))
 
     def key(self) -> str:
         """A short content key of the span (names the timeline file both engines read)."""
