@@ -298,3 +298,4 @@ def test_these_host_tests_run_under_numpy_1():
     CI points DIFFV2M_EXTERNAL at the main environment's diffv2m)."""
     assert int(np.__version__.split(".")[0]) < 2
     assert bpy.app.version >= (4, 2, 0)
+    assert "torch" not in sys.modules          # the in-process engine is the torch-free runtime
