@@ -708,3 +708,27 @@ def test_picture_plays_with_the_take_in_sync_and_ab_keeps_the_playhead(qtbot, ma
         shot.save(os.environ["DIFFV2M_DOCS_SCREENSHOT"])
     qtbot.mouseClick(pic.play_button, Qt.MouseButton.LeftButton)
     assert pic.current is None
+
+
+def test_timeline_picture_is_rendered_after_the_first_take_and_plays(qtbot, make_panel, media):
+    """A timeline's selection has no single file: its picture (clips A then B, as the viewer
+    sees them) is rendered once in the background, then plays with the take."""
+    from mediagen import frame_colour
+    panel = make_panel(media["cut"])
+    pic = panel.picture
+    assert not pic.play_button.isEnabled()
+    assert "after the first take" in pic.label.text()
+    with qtbot.waitSignal(pic.pictureReady, timeout=GEN_TIMEOUT_MS):
+        assert generate(qtbot, panel) == "done"
+    assert pic.picture_path is not None and pic.start == 0.0
+    assert pic.duration == pytest.approx(panel.session.selection_seconds[1]
+                                         - panel.session.selection_seconds[0])
+    with qtbot.waitSignal(pic.synced, timeout=15_000):
+        qtbot.mouseClick(pic.play_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: pic.playhead() > 2.3, timeout=10_000)   # into clip B (2 s on)
+    img = pic.video.image.convertToFormat(QImage.Format.Format_RGB888)
+    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
+    arr = np.frombuffer(img.constBits(), np.uint8, count=bpl * h).reshape(h, bpl)[:, : w * 3]
+    assert np.abs(frame_colour(arr.reshape(h, w, 3)) - (30, 200, 60)).max() < 40   # B's green
+    assert abs(pic.drift()) <= 1.0 / 24
+    pic.stop()
