@@ -183,7 +183,7 @@ class SEQUENCER_OT_diffv2m_new_take(_ScoreBase, bpy.types.Operator):
 def _selected_takes(context):
     scene = strips.scene_of(context)
     ed = scene.sequence_editor
-    sel = [s for s in ed.strips_all if strips.is_take(s) and s.select] if ed else []
+    sel = [s for s in strips.all_strips(ed) if strips.is_take(s) and s.select] if ed else []
     if not sel and ed and ed.active_strip is not None and strips.is_take(ed.active_strip):
         sel = [ed.active_strip]
     return scene, sel

@@ -37,9 +37,21 @@ def data_dir() -> Path:
     return Path(tempfile.gettempdir()) / "diffv2m-blender"
 
 
+def all_strips(ed) -> list:
+    """Every strip, meta strips' contents included (5.0 ``strips_all``; 4.2-4.4 ``sequences_all``)."""
+    coll = getattr(ed, "strips_all", None)
+    return list(coll if coll is not None else ed.sequences_all)
+
+
+def top_strips(ed):
+    """The top level collection that creates and removes strips (4.2-4.4: ``sequences``)."""
+    coll = getattr(ed, "strips", None)
+    return coll if coll is not None else ed.sequences
+
+
 def movie_strips(scene) -> list:
     ed = scene.sequence_editor
-    return [s for s in ed.strips_all if s.type == "MOVIE"] if ed else []
+    return [s for s in all_strips(ed) if s.type == "MOVIE"] if ed else []
 
 
 def is_take(strip) -> bool:
@@ -127,7 +139,7 @@ def resolve_span(context, mode: str = "AUTO") -> tuple[Span, int, str]:
 
 def channel_free(scene, channel: int, start: int, end: int) -> bool:
     return not any(s.channel == channel and s.frame_final_start < end and s.frame_final_end > start
-                   for s in scene.sequence_editor.strips_all)
+                   for s in all_strips(scene.sequence_editor))
 
 
 def free_channel(scene, above: int, start: int, end: int) -> int:
@@ -140,7 +152,7 @@ def free_channel(scene, above: int, start: int, end: int) -> int:
 
 def takes_of(scene, span_key: str) -> list:
     ed = scene.sequence_editor
-    return [s for s in ed.strips_all if is_take(s) and s.get(PROP + "span") == span_key] if ed else []
+    return [s for s in all_strips(ed) if is_take(s) and s.get(PROP + "span") == span_key] if ed else []
 
 
 def add_take(scene, span: Span, above: int, result, settings: dict) -> object:
@@ -154,18 +166,18 @@ def add_take(scene, span: Span, above: int, result, settings: dict) -> object:
         except ValueError:      # another drive (Windows): keep it absolute
             pass
     name = f"Diff-V2M take {result.seed}"
-    strip = ed.strips.new_sound(name, path, channel, span.start)
+    strip = top_strips(ed).new_sound(name, path, channel, span.start)
     if strip.channel != channel or strip.frame_final_start != span.start:
         got = (strip.channel, strip.frame_final_start)
-        ed.strips.remove(strip)
+        top_strips(ed).remove(strip)
         raise UserError(f"{name}: Blender placed it at channel {got[0]} frame {got[1]}, not "
                         f"channel {channel} frame {span.start}; nothing added")
     if abs(strip.frame_final_duration - span.frames) > 1:
         strip.frame_final_duration = span.frames
-    overlap = [s.name for s in ed.strips_all if s != strip and s.channel == strip.channel
+    overlap = [s.name for s in all_strips(ed) if s != strip and s.channel == strip.channel
                and s.frame_final_start < strip.frame_final_end and s.frame_final_end > strip.frame_final_start]
     if overlap:
-        ed.strips.remove(strip)
+        top_strips(ed).remove(strip)
         raise UserError(f"{name}: would overlap {', '.join(overlap)} on channel {channel}")
     meta = result.metadata
     props = {
@@ -200,7 +212,7 @@ def keep(scene, strip) -> None:
 
 def discard(scene, strip) -> None:
     """Remove a take's strip (its WAV stays on disk, so undo can bring it back)."""
-    scene.sequence_editor.strips.remove(strip)
+    top_strips(scene.sequence_editor).remove(strip)
 
 
 def next_seed(scene, span_key: str, seed: int) -> int:

@@ -299,3 +299,23 @@ def test_these_host_tests_run_under_numpy_1():
     assert int(np.__version__.split(".")[0]) < 2
     assert bpy.app.version >= (4, 2, 0)
     assert "torch" not in sys.modules          # the in-process engine is the torch-free runtime
+
+
+def test_two_selected_strips_with_a_gap_are_scored_as_one_span(blend, media):
+    """Several strips (a gap between them, another rate) go through the timeline both engines
+    read; the take spans the first strip's start to the last one's end."""
+    first = movie(blend, media["24"], channel=1, frame=1, name="A")
+    second = blend.sequence_editor.strips.new_movie("B", str(media["25"]), 2,
+                                                    first.frame_final_end + 12)
+    first.select = second.select = True
+    assert score(seed=6) == {"FINISHED"}
+    [take] = takes(blend)
+    assert take.channel == 3                     # above the higher picture channel
+    assert take.frame_final_start == first.frame_final_start
+    assert abs(take.frame_final_end - second.frame_final_end) <= 1
+    assert take["diffv2m_retimed"]
+    spans = list((Path(bpy.path.abspath("//diffv2m")) / "spans").glob("span-*.otio"))
+    assert len(spans) == 1
+    tl = json.loads(spans[0].read_text())
+    kinds = [c["OTIO_SCHEMA"].split(".")[0] for c in tl["tracks"]["children"][0]["children"]]
+    assert kinds == ["Clip", "Gap", "Clip"]
