@@ -562,79 +562,6 @@ def test_main_window_drop_opens_the_file(qtbot, make_panel, media):
     assert win.windowTitle().startswith("a.mp4")
 
 
-def test_panel_docks_in_a_host_window(qtbot, make_panel, media):
-    host = QMainWindow()
-    qtbot.addWidget(host)
-    dock = QDockWidget("Diff-V2M score", host)
-    panel = make_panel(parented=True)
-    dock.setWidget(panel)
-    panel.windowTitleChanged.connect(dock.setWindowTitle)
-    host.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
-    host.show()
-    assert panel.open_path(media["cut"])
-    assert dock.windowTitle().startswith("cut.otio")
-    assert dock.widget() is panel
-
-
-def test_panel_loads_its_backend_in_the_background(qtbot, qsettings, media, tmp_path):
-    loaded = []
-
-    def loader():
-        loaded.append(1)
-        return ToyBackend()
-    panel = ScorePanel(settings=qsettings, backend_loader=loader, take_dir=tmp_path,
-                       cache_dir=tmp_path / "cache")
-    qtbot.addWidget(panel)
-    assert panel.open_path(media["video"])          # queued until the model is there
-    qtbot.waitUntil(lambda: panel.session is not None, timeout=30_000)
-    assert loaded == [1] and panel.controls.backend_label.text() == "Backend: toy-numpy (test double)"
-    panel.shutdown(5000)
-
-
-def test_backend_label_names_the_provider():
-    from diffv2m.plugin.panel.controls import backend_kind
-    assert backend_kind("onnxruntime:TensorrtExecutionProvider") == "TensorRT"
-    assert backend_kind("onnxruntime:CUDAExecutionProvider") == "CUDA"
-    assert backend_kind("onnxruntime:CPUExecutionProvider") == "CPU"
-
-
-def test_app_main_screenshot(qtbot, media, tmp_path, monkeypatch):
-    import diffv2m.plugin.session as session_mod
-    from diffv2m.plugin.panel import app
-    monkeypatch.setattr(session_mod, "load_backend", lambda *a, **k: ToyBackend())
-    png = tmp_path / "app.png"
-    rc = app.main([str(media["video"]), "--settings", str(tmp_path / "s.ini"),
-                   "--take-dir", str(tmp_path), "--screenshot", str(png)])
-    assert rc == 0 and png.stat().st_size > 1000
-
-
-def test_panel_imports_without_torch():
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "import diffv2m.plugin.panel.app, diffv2m.plugin.panel.panel, "
-            "diffv2m.plugin.panel.window\n"
-            "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n")
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
-
-
-def test_pyside_keeps_refcounts_of_none_and_true(qtbot):
-    """PySide6 6.12.0 on CPython 3.11 drops a reference to None on every void call and to True
-    on every Signal.emit; long sessions then abort ("deallocating None").  Use another
-    PySide6 (6.11.3 is sound) — see plugin/panel/app.py's warning."""
-    from PySide6.QtCore import QObject, Signal
-    from PySide6.QtWidgets import QLabel
-
-    class S(QObject):
-        ping = Signal()
-    s, label = S(), QLabel()
-    s.ping.connect(lambda: None)
-    n, t = sys.getrefcount(None), sys.getrefcount(True)
-    for _ in range(200):
-        s.ping.emit()
-        label.setText("x")
-    assert sys.getrefcount(None) - n > -100 and sys.getrefcount(True) - t > -100
-
-
 # ------------------------------------------------------------------------------ picture + take
 
 def _shown_frame_index(player) -> int | None:
@@ -732,3 +659,76 @@ def test_timeline_picture_is_rendered_after_the_first_take_and_plays(qtbot, make
     assert np.abs(frame_colour(arr.reshape(h, w, 3)) - (30, 200, 60)).max() < 40   # B's green
     assert abs(pic.drift()) <= 1.0 / 24
     pic.stop()
+
+
+def test_panel_docks_in_a_host_window(qtbot, make_panel, media):
+    host = QMainWindow()
+    qtbot.addWidget(host)
+    dock = QDockWidget("Diff-V2M score", host)
+    panel = make_panel(parented=True)
+    dock.setWidget(panel)
+    panel.windowTitleChanged.connect(dock.setWindowTitle)
+    host.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+    host.show()
+    assert panel.open_path(media["cut"])
+    assert dock.windowTitle().startswith("cut.otio")
+    assert dock.widget() is panel
+
+
+def test_panel_loads_its_backend_in_the_background(qtbot, qsettings, media, tmp_path):
+    loaded = []
+
+    def loader():
+        loaded.append(1)
+        return ToyBackend()
+    panel = ScorePanel(settings=qsettings, backend_loader=loader, take_dir=tmp_path,
+                       cache_dir=tmp_path / "cache")
+    qtbot.addWidget(panel)
+    assert panel.open_path(media["video"])          # queued until the model is there
+    qtbot.waitUntil(lambda: panel.session is not None, timeout=30_000)
+    assert loaded == [1] and panel.controls.backend_label.text() == "Backend: toy-numpy (test double)"
+    panel.shutdown(5000)
+
+
+def test_backend_label_names_the_provider():
+    from diffv2m.plugin.panel.controls import backend_kind
+    assert backend_kind("onnxruntime:TensorrtExecutionProvider") == "TensorRT"
+    assert backend_kind("onnxruntime:CUDAExecutionProvider") == "CUDA"
+    assert backend_kind("onnxruntime:CPUExecutionProvider") == "CPU"
+
+
+def test_app_main_screenshot(qtbot, media, tmp_path, monkeypatch):
+    import diffv2m.plugin.session as session_mod
+    from diffv2m.plugin.panel import app
+    monkeypatch.setattr(session_mod, "load_backend", lambda *a, **k: ToyBackend())
+    png = tmp_path / "app.png"
+    rc = app.main([str(media["video"]), "--settings", str(tmp_path / "s.ini"),
+                   "--take-dir", str(tmp_path), "--screenshot", str(png)])
+    assert rc == 0 and png.stat().st_size > 1000
+
+
+def test_panel_imports_without_torch():
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import diffv2m.plugin.panel.app, diffv2m.plugin.panel.panel, "
+            "diffv2m.plugin.panel.window\n"
+            "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
+
+
+def test_pyside_keeps_refcounts_of_none_and_true(qtbot):
+    """PySide6 6.12.0 on CPython 3.11 drops a reference to None on every void call and to True
+    on every Signal.emit; long sessions then abort ("deallocating None").  Use another
+    PySide6 (6.11.3 is sound) — see plugin/panel/app.py's warning."""
+    from PySide6.QtCore import QObject, Signal
+    from PySide6.QtWidgets import QLabel
+
+    class S(QObject):
+        ping = Signal()
+    s, label = S(), QLabel()
+    s.ping.connect(lambda: None)
+    n, t = sys.getrefcount(None), sys.getrefcount(True)
+    for _ in range(200):
+        s.ping.emit()
+        label.setText("x")
+    assert sys.getrefcount(None) - n > -100 and sys.getrefcount(True) - t > -100
