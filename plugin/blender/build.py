@@ -26,10 +26,11 @@ MODULES = ("__init__.py", "picture.py", "engine.py", "strips.py", "operators.py"
 # What the in-process engine imports besides numpy (Blender's own): decoding, features, ONNX
 # Runtime, timelines.
 DEPENDENCIES = ("av", "scipy", "onnxruntime", "opentimelineio")
-PLATFORMS = {   # Blender's platform name -> pip's
-    "linux-x64": "manylinux_2_28_x86_64",
-    "macos-arm64": "macosx_11_0_arm64",
-    "windows-x64": "win_amd64",
+PLATFORMS = {   # Blender's platform name -> the pip platform tags its Python accepts
+    "linux-x64": ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"),
+    "macos-arm64": ("macosx_11_0_arm64", "macosx_12_0_arm64", "macosx_13_0_arm64",
+                    "macosx_14_0_arm64"),
+    "windows-x64": ("win_amd64",),
 }
 
 
@@ -72,8 +73,9 @@ def build(out_dir: str | os.PathLike = "dist", *, deps: bool = True,
         wheel_dir = Path(tmp) / "wheels"
         _pip("wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(root))
         if deps:
-            _pip("download", "-q", "--only-binary=:all:", "--python-version", "3.11",
-                 "--platform", PLATFORMS[platform], "-d", str(wheel_dir), *DEPENDENCIES)
+            tags = [a for tag in PLATFORMS[platform] for a in ("--platform", tag)]
+            _pip("download", "-q", "--only-binary=:all:", "--python-version", "3.11", *tags,
+                 "-d", str(wheel_dir), *DEPENDENCIES, "numpy<2")   # resolve against 1.x
             for w in wheel_dir.glob("numpy-*.whl"):
                 w.unlink()         # Blender ships its own numpy
         wheels = sorted(p.name for p in wheel_dir.glob("*.whl"))
