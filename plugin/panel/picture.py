@@ -155,6 +155,7 @@ class PicturePlayer(QWidget):
         self.started_at = 0.0           # the playhead the latest play()/switch() started from
         self._proxy_dir: tempfile.TemporaryDirectory | None = None
         self._proxy_job: Any = None
+        self._alive: list[Any] = []
 
     # -- time --------------------------------------------------------------------------------
     def _now(self) -> float:
@@ -187,6 +188,7 @@ class PicturePlayer(QWidget):
                     fps: float = 24.0) -> None:
         """Show ``path`` from ``start`` s for ``duration`` s (None: no picture)."""
         self.stop()
+        self._proxy_job = None          # a proxy still rendering is for another selection
         self.picture_path = Path(path) if path else None
         self.start, self.duration, self.fps = float(start), float(duration), float(fps or 24.0)
         if self.picture_path is None:
@@ -199,7 +201,7 @@ class PicturePlayer(QWidget):
             self.pictureReady.emit()
         self._update_buttons()
 
-    def render_proxy(self, source: Any, fps: float, size: tuple[int, int] = (320, 180),
+    def render_proxy(self, source: Any, fps: float, height: int = 270,
                      pool: QThreadPool | None = None,
                      on_done: Callable[[], None] | None = None) -> None:
         """A timeline selection's picture, rendered once in the background, then shown."""
@@ -209,15 +211,29 @@ class PicturePlayer(QWidget):
             self._proxy_dir = tempfile.TemporaryDirectory(prefix="diffv2m-picture-")
         out = Path(self._proxy_dir.name) / f"picture-{id(source)}.mp4"
         self.label.setText("Rendering the picture…")
-        job = Job(lambda progress: render_picture(source, out, fps=fps, size=size), "picture")
+
+        def render(progress):
+            size = None
+            native = getattr(source, "_size", None)      # TimelineFrameSource: first frame's
+            if native is not None:
+                w, h = native(None)
+                if h > height:
+                    size = (max(2, round(w * height / h / 2) * 2), height)
+            return render_picture(source, out, fps=fps, size=size)
+        job = Job(render, "picture")
 
         def ready(path):
+            if self._proxy_job is not job:
+                return                 # the selection changed while it rendered
+            self._proxy_job = None
             self.set_picture(path, 0.0, float(source.duration), fps)
             if on_done is not None:
                 on_done()
         job.signals.result.connect(ready)
         job.signals.failed.connect(lambda msg, *_: self.unavailable.emit(f"picture: {msg}"))
         self._proxy_job = job
+        self._alive.append(job)        # the pool does not own it (autoDelete off): keep it
+        job.signals.done.connect(lambda: self._alive.remove(job) if job in self._alive else None)
         (pool or QThreadPool.globalInstance()).start(job)
 
     # -- takes ------------------------------------------------------------------------------
