@@ -11,6 +11,8 @@ TORCH_FREE = [
     "diffv2m.features.rhythm", "diffv2m.features.video", "diffv2m.features.semantic",
     "diffv2m.plugin.session", "diffv2m.plugin.score_cli", "diffv2m.plugin.timeline",
     "diffv2m.plugin.timeline_source", "diffv2m.plugin.timeline_writer",
+    "diffv2m.plugin.blender.picture", "diffv2m.plugin.blender.engine",
+    "diffv2m.plugin.blender.build",
     "diffv2m.export.runtime", "diffv2m.export.engines",
     "diffv2m.evaluate.alignment", "diffv2m.evaluate.distribution", "diffv2m.evaluate.embeddings",
     "diffv2m.evaluate.rhythm_metrics", "diffv2m.evaluate.recon_metrics", "diffv2m.evaluate.cli",
