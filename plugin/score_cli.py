@@ -5,6 +5,7 @@ Runs on the torch-free runtime (exported graphs of the embedded default unless `
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..errors import UserError
@@ -22,7 +23,12 @@ def build_parser() -> argparse.ArgumentParser:
     sel.add_argument("--range", metavar="IN-OUT",
                      help="IN-OUT as timecode (01:00:10:00-01:00:40:00; ';' for drop-frame), "
                           "frames (240-960) or seconds (10s-40s)")
-    sel.add_argument("--marker", help="the range of the marker with this name")
+    sel.add_argument("--marker", help="the marker with this name: its range; a point or "
+                                      "one-frame marker selects up to the next marker or the "
+                                      "end of the clip under it")
+    p.add_argument("--duration", metavar="T",
+                   help="with --marker: select T from the marker (frames 96, seconds 4s or "
+                        "timecode 00:00:04:00)")
     sel.add_argument("--clips", help="comma-separated clip names: from the first one's start to "
                                      "the last one's end")
     p.add_argument("--track", type=int, default=None,
@@ -44,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mux", help="also write a preview MP4 of the selection with the first take")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="let the OTIO adapters' banners, warnings and log lines through")
     return p
 
 
@@ -65,7 +73,11 @@ def parse_range(text: str, rate: float):
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from ..progress import cli_progress
+    from . import timeline as timeline_mod
     from .session import ScoringSession, load_backend
+    timeline_mod.VERBOSE = bool(args.verbose)
+    if args.duration is not None and not args.marker:
+        raise UserError(f"--duration {args.duration}: goes with --marker NAME")
     src, out = Path(args.timeline), Path(args.output)
     if not src.exists():
         raise UserError(f"{src}: no such file")
@@ -83,7 +95,7 @@ def main(argv: list[str]) -> int:
     elif args.range:
         session.select(range=split_range(args.range))
     elif args.marker:
-        session.select(marker=args.marker)
+        session.select(marker=args.marker, duration=args.duration)
     elif args.clips:
         session.select(clips=[c.strip() for c in args.clips.split(",") if c.strip()],
                        track=args.track)
@@ -95,7 +107,16 @@ def main(argv: list[str]) -> int:
             settings = Settings(seed=args.seed + k, steps=args.steps, cfg_scale=args.cfg,
                                 sampler=args.sampler, cls=args.style)
             records.append(session.generate(settings, progress=progress))
-    written = session.export_timeline(out, records, takes_as=args.takes_as)
+    for w in session.warnings:
+        print(f"diffv2m: warning: {src}: {w}", file=sys.stderr)
+    try:
+        written = session.export_timeline(out, records, takes_as=args.takes_as)
+    except UserError as exc:
+        # A failed write removes the takes this run made (documented in the README).
+        for r in records:
+            Path(r.path).unlink(missing_ok=True)
+        raise UserError(f"{exc} (the take{'s' if len(records) > 1 else ''} made for it "
+                        "were removed)") from None
     for r in records:
         print(f"{r.path}  (seed {r.seed}, {r.take.duration:.2f} s)")
     print(f"{written}  (new timeline, {backend.name})")

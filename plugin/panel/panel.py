@@ -213,6 +213,7 @@ class ScorePanel(QWidget):
         if not session.is_video:
             try:
                 session.select()
+                self._show_warnings()
             except UserError as exc:
                 self.show_error(str(exc))
         self._show_selection()
@@ -286,6 +287,7 @@ class ScorePanel(QWidget):
         self._show_selection()
         a, b = self.session.selection_seconds
         self.show_message(f"Selected {b - a:.2f} s")
+        self._show_warnings()
         self._update_ready()
         return True
 
@@ -347,6 +349,7 @@ class ScorePanel(QWidget):
                           f"music in {t.get('total', 0):.1f} s; features "
                           f"{t.get('conditions', 0):.1f} s, sampling {t.get('sampling', 0):.1f} s)")
         self._refresh_saved()
+        self._show_warnings()
         self.takeAdded.emit(record)
 
     # -- jobs -------------------------------------------------------------------------------
@@ -499,6 +502,13 @@ class ScorePanel(QWidget):
         self.exported.emit(Path(out))
 
     # -- status / title ---------------------------------------------------------------------
+    def _show_warnings(self) -> None:
+        """Selection warnings (mostly black picture, title stand-ins...) after the status."""
+        warn = getattr(self.session, "warnings", None)
+        if warn:
+            self.status.setStyleSheet("color: #c80")
+            self.status.setText(self.status.text() + "\nWarning: " + "\nWarning: ".join(warn))
+
     def show_message(self, text: str) -> None:
         self.status.setStyleSheet("")
         self.status.setText(text)
