@@ -136,7 +136,14 @@ def load_timeline(path: str | os.PathLike, *, rate: float | None = None,
         "media_root": str(media_root) if media_root else ""}
     try:
         with adapter_output():
-            result = otio.adapters.read_from_file(str(p), adapter_name=adapter_name, **kwargs)
+            patched = (_fcp_xml_nested_fix(p) if adapter_name == "fcp_xml" else
+                       _fcpx_xml_frames_fix(p) if adapter_name == "fcpx_xml" else None)
+            if patched is not None:
+                result = otio.adapters.read_from_string(patched, adapter_name=adapter_name,
+                                                        **kwargs)
+            else:
+                result = otio.adapters.read_from_file(str(p), adapter_name=adapter_name,
+                                                      **kwargs)
     except Exception as exc:  # adapters raise many kinds; all mean "cannot read this file"
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{p}: cannot read as {adapter_name}: {msg}") from None
@@ -150,6 +157,10 @@ def load_timeline(path: str | os.PathLike, *, rate: float | None = None,
             _normalise_edl_record_start(result)
         elif adapter_name == "fcp_xml":
             _fcp_xml_flags(result, p)
+        elif adapter_name == "fcpx_xml":
+            _fcpx_xml_flags(result, p)
+        elif adapter_name == "kdenlive":
+            _kdenlive_flags(result, p)
         return result
     raise UserError(f"{p}: the file holds a {type(result).__name__}, not a timeline")
 
@@ -188,13 +199,20 @@ def _fcp_xml_flags(timeline: otio.schema.Timeline, path: Path) -> None:
         root = ET.parse(str(path)).getroot()
     except ET.ParseError:
         return
-    off_ids = {el.get("id") for el in root.iter() if el.tag in ("clipitem", "generatoritem")
-               and el.get("id") and (el.findtext("enabled") or "").strip().upper() == "FALSE"}
-    if off_ids:
-        for item in timeline.find_children():
-            md = item.metadata.get("fcp_xml") if hasattr(item, "metadata") else None
-            if isinstance(md, dict) and md.get("@id") in off_ids:
-                item.enabled = False
+    items = {el.get("id"): el for el in root.iter()
+             if el.tag in ("clipitem", "generatoritem") and el.get("id")}
+    for item in timeline.find_children():
+        md = item.metadata.get("fcp_xml") if hasattr(item, "metadata") else None
+        el = items.get(md.get("@id")) if hasattr(md, "get") else None
+        if el is None:
+            continue
+        if (el.findtext("enabled") or "").strip().upper() == "FALSE":
+            item.enabled = False
+        speed = _fcp_time_remap(el)
+        if speed is not None and isinstance(item, otio.schema.Clip) and not any(
+                isinstance(e, otio.schema.TimeEffect) for e in item.effects):
+            item.effects.append(otio.schema.FreezeFrame() if speed == 0 else
+                                otio.schema.LinearTimeWarp(time_scalar=speed))
     seq = root.find(".//sequence")
     if seq is None:
         return
@@ -208,6 +226,190 @@ def _fcp_xml_flags(timeline: otio.schema.Timeline, path: Path) -> None:
             name = (el.findtext("name") or "").strip()
             if name and not track.name:
                 track.name = name
+
+
+def _fcp_xml_nested_fix(path: Path) -> str | None:
+    """The released fcp_xml reader looks for a nested sequence's ``<video>``/``<audio>``
+    directly under ``<sequence>`` instead of under its ``<media>``, so nested sequences read
+    as empty stacks. Returns a copy of the XML (in memory; the file is never touched) with
+    those elements also placed where the reader looks, or None when there is nothing nested."""
+    try:
+        tree = ET.parse(str(path))
+    except ET.ParseError:
+        return None
+    changed = False
+    for item in tree.getroot().iter("clipitem"):
+        for seq in item.findall("sequence"):
+            media = seq.find("media")
+            if media is None or seq.find("video") is not None or seq.find("audio") is not None:
+                continue
+            for kind in media:
+                if kind.tag in ("video", "audio"):
+                    seq.append(kind)
+                    changed = True
+            seq.remove(media)
+    return ET.tostring(tree.getroot(), encoding="unicode") if changed else None
+
+
+def _fcp_time_remap(el) -> float | None:
+    """A clipitem's constant speed from its ``timeremap`` filter (Premiere/FCP 7 write
+    ``<parameterid>speed</parameterid><value>200</value>`` in percent, ``reverse`` TRUE for
+    backwards), or None. The released fcp_xml reader ignores it."""
+    for eff in el.iter("effect"):
+        if (eff.findtext("effectid") or "").strip().lower() != "timeremap":
+            continue
+        speed, reverse = None, False
+        for par in eff.iter("parameter"):
+            pid = (par.findtext("parameterid") or "").strip().lower()
+            val = (par.findtext("value") or "").strip()
+            if pid == "speed":
+                try:
+                    speed = float(val) / 100.0
+                except ValueError:
+                    speed = None
+            elif pid == "reverse":
+                reverse = val.upper() == "TRUE"
+        if speed is not None:
+            return -speed if reverse else speed
+    return None
+
+
+def _fcpx_xml_flags(timeline: otio.schema.Timeline, path: Path) -> None:
+    """FCPX's ``enabled="0"`` on a clip (the fcpx_xml reader ignores it), matched by name,
+    source start and duration."""
+    try:
+        root = ET.parse(str(path)).getroot()
+    except ET.ParseError:
+        return
+    _fcpx_rates(timeline, root)
+    off = set()
+    for el in root.iter():
+        if el.get("enabled") == "0" and el.get("name") is not None:
+            off.add((el.get("name"), _fcpx_seconds(el.get("start")),
+                     _fcpx_seconds(el.get("duration"))))
+    if not off:
+        return
+    for c in timeline.find_clips():
+        sr = c.source_range
+        if sr is None:
+            continue
+        key = (c.name, round(sr.start_time.to_seconds(), 6), round(sr.duration.to_seconds(), 6))
+        if key in off:
+            c.enabled = False
+
+
+_FCPX_TIME_ATTRS = ("offset", "duration", "start", "tcStart")
+_FCPX_NUDGE = Fraction(1, 10**7)          # seconds; far below a frame at any rate
+
+
+def _fcpx_xml_frames_fix(path: Path) -> str | None:
+    """A copy of an FCPX XML (in memory; the file is never touched) that the fcpx_xml reader
+    counts right. That reader turns times into frames with ``int(seconds * int(fps))``, so at
+    NTSC rates (frameDuration 1001/24000s) it counts at 23 fps and truncates. Where every
+    format of the file is NTSC, times are scaled by 1000/1001 and each frameDuration becomes
+    ``1/N`` s, so the reader counts exact frames at N (relabelled N*1000/1001 afterwards by
+    :func:`_fcpx_rates`); every time is also nudged up by 0.1 us against float truncation.
+    None if the file cannot be parsed."""
+    try:
+        tree = ET.parse(str(path))
+    except ET.ParseError:
+        return None
+    root = tree.getroot()
+    rates = []
+    for fmt in root.iter("format"):
+        try:
+            rates.append(1 / Fraction((fmt.get("frameDuration") or "").rstrip("s")))
+        except (ValueError, ZeroDivisionError):
+            pass
+    ntsc = bool(rates) and all((r * 1001 / 1000).denominator == 1 and r.denominator != 1
+                               for r in rates)
+    scale = Fraction(1000, 1001) if ntsc else Fraction(1)
+    if ntsc:
+        for fmt in root.iter("format"):
+            r = 1 / Fraction((fmt.get("frameDuration") or "").rstrip("s"))
+            fmt.set("frameDuration", f"1/{int(r * 1001 / 1000)}s")
+    for el in root.iter():
+        for attr in _FCPX_TIME_ATTRS:
+            v = el.get(attr)
+            if not v or not v.endswith("s") or v == "0s":
+                continue
+            try:
+                t = Fraction(v[:-1])
+            except (ValueError, ZeroDivisionError):
+                continue
+            t = t * scale + _FCPX_NUDGE
+            el.set(attr, f"{t.numerator}/{t.denominator}s")
+    return ET.tostring(root, encoding="unicode")
+
+
+def _fcpx_rates(timeline: otio.schema.Timeline, root) -> None:
+    """The fcpx_xml reader counts frames at the true rate (``frameDuration`` 1001/24000s)
+    but labels them with the rate truncated to an integer (23): relabel them 24000/1001."""
+    true = {}
+    for fmt in root.iter("format"):
+        fd = (fmt.get("frameDuration") or "").rstrip("s")
+        try:
+            r = 1 / Fraction(fd)
+        except (ValueError, ZeroDivisionError):
+            continue
+        if r.denominator != 1:
+            true[round(r)] = float(r)
+    if not true:
+        return
+
+    def fix(t):
+        if t is None:
+            return None
+        r = true.get(int(t.rate)) if float(t.rate).is_integer() else None
+        return RationalTime(t.value, r) if r else t
+
+    def fix_range(rng):
+        return None if rng is None else TimeRange(fix(rng.start_time), fix(rng.duration))
+
+    timeline.global_start_time = fix(timeline.global_start_time)
+    for item in [timeline.tracks] + list(timeline.tracks.find_children()):
+        if getattr(item, "source_range", None) is not None:
+            item.source_range = fix_range(item.source_range)
+        if isinstance(item, otio.schema.Transition):
+            item.in_offset, item.out_offset = fix(item.in_offset), fix(item.out_offset)
+        if isinstance(item, otio.schema.Clip):
+            for ref in item.media_references().values():
+                ref.available_range = fix_range(ref.available_range)
+        for m in getattr(item, "markers", []):
+            m.marked_range = fix_range(m.marked_range)
+
+
+def _fcpx_seconds(text: str | None) -> float | None:
+    if not text:
+        return 0.0 if text is None else None
+    t = text.strip().rstrip("s")
+    try:
+        return round(float(Fraction(t)), 6)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def _kdenlive_flags(timeline: otio.schema.Timeline, path: Path) -> None:
+    """Kdenlive's hidden tracks (the eye/mute buttons set ``hide="video"``/``"audio"``/
+    ``"both"`` on the main tractor's ``<track>``), which the adapter ignores: matched to
+    the OTIO tracks in order (the adapter reads one OTIO track per Kdenlive track)."""
+    try:
+        root = ET.parse(str(path)).getroot()
+    except ET.ParseError:
+        return
+    tractors = root.findall("tractor")
+    if not tractors:
+        return
+    main = tractors[-1]
+    by_id = {el.get("id"): el for el in root if el.get("id")}
+    entries = [t for t in main.findall("track") if t.get("producer") != "black_track"]
+    if len(entries) != len(timeline.tracks):
+        return
+    for entry, track in zip(entries, timeline.tracks):
+        hide = entry.get("hide") or ""
+        kind = "video" if track.kind == otio.schema.TrackKind.Video else "audio"
+        if hide in ("both", kind):
+            track.enabled = False
 
 
 def normalise_rate(rate: float) -> float:
@@ -348,10 +550,16 @@ def _markers(timeline) -> list[tuple[str, TimeRange, TimeRange | None]]:
             if item is not timeline.tracks:
                 try:
                     rng = item.transformed_time_range(rng, timeline.tracks)
-                    if isinstance(item, otio.schema.Clip):
-                        owner = _item_range_in_timeline(item, timeline)
                 except Exception:
                     continue
+                if isinstance(item, otio.schema.Clip):
+                    # A clip marker marks source time: it shows only where the clip shows
+                    # that frame (Kdenlive's adapter copies a bin clip's markers onto every
+                    # use of the clip, used or not).
+                    owner = _visible_range(item, timeline)
+                    if owner is None or not (owner.start_time <= rng.start_time
+                                             < owner.end_time_exclusive()):
+                        continue
             key = (m.name, round(rng.start_time.to_seconds(), 6),
                    round(rng.duration.to_seconds(), 6))
             if key in seen:
@@ -798,7 +1006,7 @@ def generator_colour(ref, clip_name: str = "") -> tuple[tuple[int, int, int], st
     """
     kind = (ref.generator_kind or "").lower()
     name = (ref.name or "").lower()
-    blob = {"parameters": dict(ref.parameters), "metadata": dict(ref.metadata)}
+    blob = {"parameters": _plain(ref.parameters), "metadata": _plain(ref.metadata)}
     rgb = _find_colour(blob)
     if rgb is not None and not any(k in kind or k in name for k in _TITLE_KINDS):
         return rgb, None
@@ -811,6 +1019,15 @@ def generator_colour(ref, clip_name: str = "") -> tuple[tuple[int, int, int], st
                            "shown as black")
     return (0, 0, 0), (f"clip {clip_name!r}: generator {ref.generator_kind or ref.name!r} "
                        "shown as black")
+
+
+def _plain(obj):
+    """OTIO's AnyDictionary/AnyVector as plain dicts and lists."""
+    if hasattr(obj, "items") and not isinstance(obj, (str, bytes)):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)) or type(obj).__name__ == "AnyVector":
+        return [_plain(v) for v in obj]
+    return obj
 
 
 def _find_colour(obj) -> tuple[int, int, int] | None:

@@ -332,6 +332,18 @@ def _patch_fcp_xml(path: Path, takes: Sequence[Path], rate: float) -> None:
     tree.write(str(path), encoding="UTF-8", xml_declaration=True)
 
 
+def _patch_fcpx_xml(path: Path, rate: float) -> None:
+    """The fcpx_xml writer leaves ``frameDuration`` empty at rates outside its presets
+    (23.976, 29.97, ...), which FCPX (and the adapter's own reader) refuse: fill it in."""
+    from fractions import Fraction
+    text = path.read_text(encoding="utf-8")
+    if 'frameDuration=""' not in text:
+        return
+    fr = Fraction(rate).limit_denominator(1001)
+    text = text.replace('frameDuration=""', f'frameDuration="{fr.denominator}/{fr.numerator}s"')
+    path.write_text(text, encoding="utf-8")
+
+
 def _sidecar(out: Path, timeline) -> Path:
     """``OUT.diffv2m.json``: the diffv2m metadata a non-OTIO format cannot carry."""
     takes = []
@@ -415,6 +427,8 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
                                             **adapter_args)
             if adapter_name == "fcp_xml":
                 _patch_fcp_xml(Path(tmp), takes, rate)
+            elif adapter_name == "fcpx_xml":
+                _patch_fcpx_xml(Path(tmp), rate)
     except UserError:
         raise
     except Exception as exc:
