@@ -17,7 +17,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="diffv2m score",
         description="Score a timeline selection (any format an installed OTIO adapter reads) and "
                     "write a new timeline with a 'Diff-V2M score' audio track.")
-    p.add_argument("timeline", help="timeline file (.otio, .otioz, .edl, .xml, .fcpxml, ...) "
+    p.add_argument("timeline", help="timeline file (.otio, .otioz, .edl, .xml, .fcpxml, .aaf, "
+                                    ".kdenlive, .mlt) "
                                     "or a plain video")
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--range", metavar="IN-OUT",

@@ -32,15 +32,31 @@ Compositing rules used by :func:`resolve_segments`:
 * Clip source ranges are honoured; LinearTimeWarp effects (FreezeFrame included) on a clip
   remap time as ``source = source_start + time_scalar * elapsed`` (scalars of several warps
   multiply). Reverse (negative) speeds and time warps on nested stacks raise UserError.
-* Media: ExternalReference URLs ``file://...`` or plain paths; relative paths are relative to
-  the timeline file's folder. With ``media_root``, a missing file is looked up by its file
-  name anywhere under that folder (relink). http(s) URLs are refused, never fetched.
-  MissingReference raises UserError; GeneratorReference (colour mattes, bars) is shown as
-  black.
-* File time: a clip's source time is in the media's own time code space; the seconds handed
-  to the decoder are ``source_time - media_reference.available_range.start_time`` when the
-  reference has an available range (a file whose first frame is 01:00:00:00 is decoded from
-  its first frame), else the source time itself.
+* Media: found by :mod:`diffv2m.plugin.timeline_linker` (OTIO media linker
+  ``diffv2m_relink``, run by :func:`load_timeline`; the resolver applies the same rules to
+  timelines built in memory): ``file://`` URLs, POSIX and Windows paths (split on
+  backslashes), relative to the timeline file's folder; with ``media_root`` a missing file
+  is looked up under that folder by file name, then by clip name (clip-name-only EDLs).
+  http(s) URLs are refused, never fetched. A MissingReference with no file of the clip's
+  name under ``media_root`` raises UserError.
+* Generators: a solid colour (OTIO ``SolidColor``, FCP 7 colour mattes, Kdenlive colour
+  clips) shows its colour (``Segment.colour``); titles/text show :data:`TITLE_STAND_IN`
+  (mid grey; the text is not drawn) with a note; bars, slugs and unknown generators are
+  black, with a note. Notes are in ``resolve_segments(...).notes``; the session turns them,
+  and a selection more than half black, into warnings.
+* File time: a clip's source time is in the media's own timecode space. The source time of
+  the file's first frame is, in order: the reference's ``available_range.start_time`` when
+  the clip's source start lies inside that range (what FCP 7/FCPX XML, AAF, Kdenlive and
+  OTIO files give); else the media's own embedded start timecode
+  (:func:`diffv2m.media.start_timecode`: the video stream's or a QuickTime ``tmcd``
+  track's ``timecode`` tag; what EDLs need); else 0, and where the source time is past an
+  hour a note says the media has no start timecode (source time is then taken as time from
+  the file's first frame).
+* Adapter repairs on reading (the file itself is never written): FCP 7 XML
+  ``<enabled>FALSE</enabled>`` on clips and tracks, ``timeremap`` speed (0 = freeze) and
+  nested sequences (the released reader reads them as empty); FCPX ``enabled="0"`` and
+  NTSC frame counts (the reader counts 1001/24000 s frames at 23 fps); Kdenlive hidden
+  tracks (``hide``), bin-clip markers outside the clip's used range and duplicated guides.
 """
 from __future__ import annotations
 
@@ -122,7 +138,7 @@ def load_timeline(path: str | os.PathLike, *, rate: float | None = None,
     if not p.is_file():
         raise UserError(f"{p}: no such timeline file")
     if adapter_name is None:
-        adapter_name = "kdenlive" if p.suffix.lower() == ".mlt" else adapter_for(p, write=False)
+        adapter_name = adapter_for(p, write=False)
     kwargs = {}
     if adapter_name == "cmx_3600" or p.suffix.lower() in _EDL_SUFFIXES:
         if rate is None:
@@ -130,10 +146,15 @@ def load_timeline(path: str | os.PathLike, *, rate: float | None = None,
                             "23.976, 29.97)")
         kwargs["rate"] = normalise_rate(rate)
     from .timeline_linker import LINKER_NAME
-    kwargs["media_linker_name"] = LINKER_NAME
-    kwargs["media_linker_argument_map"] = {
-        "timeline_dir": str(p.resolve().parent),
-        "media_root": str(media_root) if media_root else ""}
+    if LINKER_NAME in otio.media_linker.available_media_linker_names():
+        kwargs["media_linker_name"] = LINKER_NAME
+        kwargs["media_linker_argument_map"] = {
+            "timeline_dir": str(p.resolve().parent),
+            "media_root": str(media_root) if media_root else ""}
+    else:
+        # Not registered (an install without the entry point): the resolver relinks with
+        # the same rules when the selection is resolved.
+        kwargs["media_linker_name"] = otio.media_linker.MediaLinkingPolicy.DoNotLinkMedia
     try:
         with adapter_output():
             patched = (_fcp_xml_nested_fix(p) if adapter_name == "fcp_xml" else

@@ -1,17 +1,31 @@
 """Kdenlive / MLT projects (.kdenlive, .mlt) with the score as a new audio track (torch-free).
 
-Reading goes through OTIO's Kdenlive adapter (``.mlt`` files are read with the same adapter:
-MLT XML in Kdenlive's layout). Writing does not round-trip the project through OTIO (which
+Reading: ``.kdenlive`` goes through OTIO's Kdenlive adapter; ``.mlt`` (Shotcut's projects,
+``melt`` XML) through this module's own OTIO adapter ``diffv2m_mlt`` (registered in
+``plugin_manifest.json``; :func:`read_from_file`): the main tractor's tracks in order (a
+playlist is a track; a Kdenlive-style track tractor gives its non-empty playlists), the
+``background``/``black_track`` colour tracks skipped; ``<entry>`` -> Clip (``in``/``out``
+inclusive, in the producer's frames; file producers/chains -> ExternalReference from frame 0,
+``color`` producers -> SolidColor generators), ``<blank>`` -> Gap; a track is audio when
+``shotcut:audio``/``kdenlive:audio_track`` is set (video when ``shotcut:video`` is; else
+audio when ``hide="video"``), disabled when hidden (``hide`` ``both``, or ``video`` on a video
+track, ``audio`` on an audio track); names from ``shotcut:name`` or
+``kdenlive:track_name``; the rate from ``<profile>``. MLT transitions and filters are ignored
+(the picture is the top-most visible track).
+
+Writing does not round-trip the project through OTIO (which
 would drop effects, bin folders and Kdenlive's own properties): when the input is itself an
 MLT XML project its XML is copied and only added to; otherwise the OTIO Kdenlive adapter
 writes the timeline (score track included) and the same finishing is applied:
 
 * the take: a ``<producer>`` (``avformat``, absolute path, ``in``/``out``/``length``) listed in
   Kdenlive's ``main_bin``;
-* the track: a track tractor named "Diff-V2M score" (``kdenlive:audio_track`` 1) over a
-  playlist holding ``<blank>`` up to the selection and the take's ``<entry>``, added as the
-  last track of the main tractor, with a ``mix`` transition (``sum`` 1, ``always_active`` 1)
-  so MLT mixes it with the other tracks' sound;
+* the track: in a Kdenlive project a track tractor named "Diff-V2M score"
+  (``kdenlive:audio_track`` 1) over a playlist holding ``<blank>`` up to the selection and the
+  take's ``<entry>``; in other MLT projects (Shotcut) that playlist itself, with
+  ``shotcut:audio`` 1 and ``shotcut:name``. Added as the last track of the main tractor
+  (``hide="video"``), with a ``mix`` transition (``sum`` 1, ``always_active`` 1) so MLT mixes
+  it with the other tracks' sound; alternate takes are added muted (``hide="both"``);
 * ``out`` on every producer, playlist and tractor that lacks one (the last frame of its
   content), and on the main tractor the project's last frame, so ``melt`` and Kdenlive's
   renderer stop at the project's end instead of MLT's 15,000-frame default.
@@ -153,7 +167,9 @@ def _add_score(root: ET.Element, rate: Fraction, takes: Sequence[Path], start: i
     used_ids = {int(v) for el in root.iter("property") if el.get("name") == "kdenlive:id"
                 for v in [el.text or ""] if v.strip().isdigit()}
     next_id = max(used_ids | {1}) + 1
+    kdenlive = any((el.get("name") or "").startswith("kdenlive:") for el in root.iter("property"))
     new_elements: list[ET.Element] = []
+    track_ids: list[str] = []
     for k, take in enumerate(takes):
         pid = f"diffv2m_take{k + 1}"
         n = _take_frames(take, rate) or length
@@ -168,31 +184,39 @@ def _add_score(root: ET.Element, rate: Fraction, takes: Sequence[Path], start: i
                                   **{"in": "0", "out": str(max(n, length) - 1)})
             _set_prop(entry, "kdenlive:id", next_id)
         next_id += 1
+        name = SCORE_TRACK_NAME if k == 0 else f"{SCORE_TRACK_NAME} (take {k + 1})"
         pl = ET.Element("playlist", id=f"diffv2m_score{k + 1}")
-        _set_prop(pl, "kdenlive:audio_track", 1)
+        if kdenlive:
+            _set_prop(pl, "kdenlive:audio_track", 1)
+        else:
+            _set_prop(pl, "shotcut:audio", 1)
+            _set_prop(pl, "shotcut:name", name)
         if start > 0:
             ET.SubElement(pl, "blank", length=str(start))
         ET.SubElement(pl, "entry", producer=pid, **{"in": "0", "out": str(length - 1)})
+        if not kdenlive:
+            new_elements += [prod, pl]
+            track_ids.append(pl.get("id"))
+            continue
         empty = ET.Element("playlist", id=f"diffv2m_score{k + 1}_b")
         tr = ET.Element("tractor", id=f"diffv2m_score_track{k + 1}",
                         **{"in": "0", "out": str(start + length - 1)})
-        _set_prop(tr, "kdenlive:track_name", SCORE_TRACK_NAME if k == 0
-                  else f"{SCORE_TRACK_NAME} (take {k + 1})")
+        _set_prop(tr, "kdenlive:track_name", name)
         _set_prop(tr, "kdenlive:audio_track", 1)
         ET.SubElement(tr, "track", producer=pl.get("id"), hide="video")
         ET.SubElement(tr, "track", producer=empty.get("id"), hide="both")
         if k > 0:
             _set_prop(tr, "kdenlive:mute", 1)
         new_elements += [prod, pl, empty, tr]
+        track_ids.append(tr.get("id"))
     for el in reversed(new_elements):
         root.insert(insert_at, el)
     # The bin's producers must come before main_bin refers to them.
     if bin_pl is not None and list(root).index(bin_pl) < list(root).index(new_elements[0]):
         root.remove(bin_pl)
         root.insert(list(root).index(main), bin_pl)
-    for k in range(len(takes)):
-        ET.SubElement(main, "track", producer=f"diffv2m_score_track{k + 1}",
-                      **({"hide": "both"} if k > 0 else {}))
+    for k, tid in enumerate(track_ids):
+        ET.SubElement(main, "track", producer=tid, hide="both" if k > 0 else "video")
         index = len(main.findall("track")) - 1
         tr = ET.SubElement(main, "transition", id=f"diffv2m_mix{k + 1}")
         _set_prop(tr, "a_track", 0)
@@ -264,3 +288,104 @@ def write_mlt(new: otio.schema.Timeline, out: Path, takes: Sequence[Path], *,
     with atomic_path(out) as tmp:
         ET.ElementTree(root).write(str(tmp), encoding="utf-8", xml_declaration=True)
     return out
+
+
+# --------------------------------------------------------------------- reading (.mlt)
+
+_SKIP_TRACKS = {"background", "black_track"}
+_FILE_SERVICES = ("avformat", "avformat-novalidate", "qimage", "pixbuf", "timewarp")
+
+
+def read_from_file(filepath, **_kwargs) -> otio.schema.Timeline:
+    """OTIO adapter entry (``diffv2m_mlt``): an MLT XML project as an OTIO timeline."""
+    try:
+        root = ET.parse(str(filepath)).getroot()
+    except ET.ParseError as exc:
+        raise ValueError(f"not MLT XML: {exc}") from None
+    if root.tag != "mlt":
+        raise ValueError("not an MLT project (no <mlt> root)")
+    rate_f = _profile_rate(root, 25.0)
+    rate = float(rate_f)
+    lengths = _Lengths(root, rate_f)
+    by_id = lengths.by_id
+    main = _main_tractor(root)
+    tl = otio.schema.Timeline(name=root.get("title") or Path(filepath).stem)
+    tl.global_start_time = otio.opentime.RationalTime(0, rate)
+
+    def ref_for(pid: str):
+        el = by_id.get(pid)
+        if el is None:
+            return otio.schema.MissingReference()
+        service = _prop(el, "mlt_service") or ""
+        resource = _prop(el, "resource") or ""
+        n = lengths.of(pid)
+        avail = otio.opentime.TimeRange(otio.opentime.RationalTime(0, rate),
+                                        otio.opentime.RationalTime(max(n, 1), rate))
+        if service == "color" or service == "colour":
+            return otio.schema.GeneratorReference(generator_kind="SolidColor",
+                                                  parameters={"color": resource},
+                                                  available_range=avail)
+        if service.startswith(_FILE_SERVICES) or (resource and not service):
+            if service == "timewarp" and ":" in resource:
+                resource = resource.split(":", 1)[1]
+            url = resource if os.path.isabs(resource) or "://" in resource else \
+                str((Path(filepath).parent / resource))
+            return otio.schema.ExternalReference(target_url=url, available_range=avail)
+        return otio.schema.GeneratorReference(generator_kind=service, available_range=avail)
+
+    def track_from_playlist(pl: ET.Element, entry: ET.Element, name: str):
+        hide = entry.get("hide") or ""
+        if (_prop(pl, "shotcut:audio") or "") == "1" or \
+                (_prop(pl, "kdenlive:audio_track") or "") == "1":
+            audio = True
+        elif (_prop(pl, "shotcut:video") or "") == "1":
+            audio = False                       # a hidden video track also has hide="video"
+        else:
+            audio = hide == "video"
+        kind = otio.schema.TrackKind.Audio if audio else otio.schema.TrackKind.Video
+        track = otio.schema.Track(name=_prop(pl, "shotcut:name") or name or pl.get("id"),
+                                  kind=kind)
+        track.enabled = not (hide == "both" or (hide == "video" and not audio)
+                             or (hide == "audio" and audio))
+        for item in pl:
+            if item.tag == "blank":
+                n = mlt_frames(item.get("length"), rate_f) or 0
+                if n > 0:
+                    track.append(otio.schema.Gap(source_range=otio.opentime.TimeRange(
+                        otio.opentime.RationalTime(0, rate), otio.opentime.RationalTime(n, rate))))
+            elif item.tag == "entry":
+                pid = item.get("producer")
+                a = mlt_frames(item.get("in"), rate_f) or 0
+                b = mlt_frames(item.get("out"), rate_f)
+                if b is None:
+                    b = lengths.of(pid) - 1
+                if b < a:
+                    continue
+                prod = by_id.get(pid)
+                cname = (_prop(prod, "shotcut:caption") or _prop(prod, "kdenlive:clipname")
+                         if prod is not None else None) or pid
+                track.append(otio.schema.Clip(
+                    name=cname, media_reference=ref_for(pid),
+                    source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(a, rate),
+                                                         otio.opentime.RationalTime(b - a + 1, rate))))
+        return track
+
+    for entry in main.findall("track"):
+        pid = entry.get("producer")
+        el = by_id.get(pid)
+        if el is None or pid in _SKIP_TRACKS:
+            continue
+        if el.tag == "playlist":
+            tl.tracks.append(track_from_playlist(el, entry, ""))
+        elif el.tag == "tractor":
+            name = _prop(el, "kdenlive:track_name") or ""
+            is_audio = (_prop(el, "kdenlive:audio_track") or "") == "1"
+            for sub in el.findall("track"):
+                pl = by_id.get(sub.get("producer"))
+                if pl is None or pl.tag != "playlist" or not len(pl.findall("entry")):
+                    continue
+                t = track_from_playlist(pl, entry, name)
+                if is_audio:
+                    t.kind = otio.schema.TrackKind.Audio
+                tl.tracks.append(t)
+    return tl

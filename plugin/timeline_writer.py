@@ -390,7 +390,8 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
                             "choose another output file")
     if adapter_name is None:
         from .timeline import adapter_for
-        adapter_name = "kdenlive" if out.suffix.lower() == ".mlt" else adapter_for(out, write=True)
+        adapter_name = ("diffv2m_mlt" if out.suffix.lower() == ".mlt"
+                        else adapter_for(out, write=True))
     if adapter_name == "cmx_3600":
         raise UserError(f"{out}: an EDL cannot carry the music (the cmx_3600 writer keeps one "
                         "video track and no audio); write .otio or FCP 7 .xml instead")
@@ -408,7 +409,7 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
     if adapter_name == "AAF":
         _rescale_to(new, rate)
         adapter_args.setdefault("use_empty_mob_ids", True)
-    if adapter_name == "kdenlive":
+    if adapter_name in ("kdenlive", "diffv2m_mlt"):
         from .timeline_mlt import write_mlt
         try:
             write_mlt(new, out, takes, source=Path(input_path) if input_path else None)

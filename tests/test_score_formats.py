@@ -29,7 +29,7 @@ R = 25
 pytestmark = pytest.mark.skipif(not (assets.default_onnx_dir() / "manifest.json").exists(),
                                 reason="the embedded default model's ONNX graphs are not built")
 
-FORMATS = {"fcpx_xml": "fcpxml", "kdenlive": "kdenlive", "AAF": "aaf"}
+FORMATS = {"fcpx_xml": "fcpxml", "kdenlive": "kdenlive", "AAF": "aaf", "diffv2m_mlt": "mlt"}
 
 
 def run(*args, cwd=None):
@@ -49,6 +49,11 @@ def build(root: Path, adapter: str, *, marker: bool = False) -> Path:
                                             available_range=TR(RT(0, R), RT(150, R)))
         clips.append(otio.schema.Clip(name=name, media_reference=ref,
                                       source_range=TR(RT(src, R), RT(dur, R))))
+    if adapter == "diffv2m_mlt":                                 # Shotcut writes these
+        from test_timeline_formats import shotcut_mlt
+        return shotcut_mlt(root / "cut.mlt", [("V1", False, [
+            (c.media_reference.target_url, int(c.source_range.start_time.value),
+             int(c.source_range.end_time_inclusive().value)) for c in clips])])
     tl = otio.schema.Timeline(name="cut", tracks=[otio.schema.Track(name="V1", children=clips)])
     if marker:
         tl.tracks.markers.append(otio.schema.Marker(name="hit",
@@ -93,7 +98,7 @@ def test_score_each_format_writes_the_same_format_back(scored):
     assert (rng.start_time.rescaled_to(R).value, rng.duration.rescaled_to(R).value) == (25, 50)
     assert track.kind == otio.schema.TrackKind.Audio
     # FCPX has no track names; the AAF adapter reads audio tracks back as "Sequence".
-    if adapter == "kdenlive":
+    if adapter in ("kdenlive", "diffv2m_mlt"):
         assert track.name == "Diff-V2M score"
     url = urllib.parse.unquote(c.media_reference.target_url)
     assert url.endswith("cut.take-3.wav")
@@ -102,9 +107,9 @@ def test_score_each_format_writes_the_same_format_back(scored):
     assert side["diffv2m"]["selection_start"] == 25 and side["diffv2m"]["steps"] == 2
 
 
-def test_scored_kdenlive_renders_with_melt(scored, tmp_path):
+def test_scored_kdenlive_and_mlt_render_with_melt(scored, tmp_path):
     adapter, root, src, before, out, res = scored
-    if adapter != "kdenlive":
+    if adapter not in ("kdenlive", "diffv2m_mlt"):
         pytest.skip("melt renders MLT projects only")
     if shutil.which("melt") is None:
         pytest.skip("melt is not installed (CI installs the Debian package)")

@@ -294,6 +294,68 @@ def test_kdenlive_hidden_track_colour_clip_guides_and_clip_markers(media, tmp_pa
     assert (sel.start_time.value, sel.duration.value) == (3, 1)
 
 
+def shotcut_mlt(path: Path, tracks, *, rate=R, size=SIZE) -> Path:
+    """A Shotcut-style MLT project: ``tracks`` = [(name, hidden, [(file or None, in, out) or
+    ("blank", n) or ("color", "0xRRGGBBAA", n)])]; playlists are the tracks, chains the
+    media, a black ``background`` track first."""
+    total = max(sum(it[2] - it[1] + 1 if it[0] not in ("blank", "color") else it[-1]
+                    for it in items) for _, _, items in tracks)
+    out = [f'<?xml version="1.0" standalone="no"?>\n<mlt LC_NUMERIC="C" version="7.12.0" '
+           f'title="Shotcut" producer="main_bin"><profile description="test" width="{size[0]}" '
+           f'height="{size[1]}" progressive="1" sample_aspect_num="1" sample_aspect_den="1" '
+           f'display_aspect_num="4" display_aspect_den="3" frame_rate_num="{rate}" '
+           'frame_rate_den="1" colorspace="601"/><playlist id="main_bin"><property '
+           'name="xml_retain">1</property></playlist>'
+           f'<producer id="black" in="0" out="{total - 1}"><property name="length">{total}'
+           '</property><property name="mlt_service">color</property><property name="resource">'
+           '0</property></producer><playlist id="background"><entry producer="black" in="0" '
+           f'out="{total - 1}"/></playlist>']
+    n = 0
+    body = []
+    for t, (name, hidden, items) in enumerate(tracks):
+        entries = []
+        for it in items:
+            if it[0] == "blank":
+                entries.append(f'<blank length="{it[1]}"/>')
+                continue
+            n += 1
+            if it[0] == "color":
+                out.append(f'<producer id="p{n}" in="0" out="{it[2] - 1}"><property name="length">'
+                           f'{it[2]}</property><property name="mlt_service">color</property>'
+                           f'<property name="resource">{it[1]}</property></producer>')
+                entries.append(f'<entry producer="p{n}" in="0" out="{it[2] - 1}"/>')
+                continue
+            f, a, b = it
+            out.append(f'<chain id="p{n}" out="{N_MEDIA - 1}"><property name="length">{N_MEDIA}'
+                       f'</property><property name="resource">{f}</property><property '
+                       'name="mlt_service">avformat-novalidate</property><property '
+                       f'name="shotcut:caption">{Path(f).name}</property></chain>')
+            entries.append(f'<entry producer="p{n}" in="{a}" out="{b}"/>')
+        out.append(f'<playlist id="playlist{t}"><property name="shotcut:video">1</property>'
+                   f'<property name="shotcut:name">{name}</property>{"".join(entries)}'
+                   '</playlist>')
+        hide = ' hide="video"' if hidden else ""
+        body.append(f'<track producer="playlist{t}"{hide}/>')
+    out.append(f'<tractor id="tractor0" title="Shotcut" in="0" out="{total - 1}"><property '
+               'name="shotcut">1</property><track producer="background"/>' + "".join(body)
+               + "</tractor></mlt>\n")
+    path.write_text("".join(out))
+    return path
+
+
+def test_shotcut_mlt_project(media, tmp_path):
+    """.mlt (Shotcut, melt) is read by the bridge's own OTIO adapter diffv2m_mlt."""
+    path = shotcut_mlt(tmp_path / "cut.mlt", [
+        ("V1", False, [(mpath(media, "A"), 5, 14), ("blank", 5), ("color", "0x28c828ff", 6),
+                       (mpath(media, "B"), 20, 29)]),
+        ("V2 hidden", True, [(mpath(media, "C"), 0, 30)])])
+    assert otio.adapters.from_filepath(str(path)).name == "diffv2m_mlt"
+    tl, _ = check_picture(path, [(0, 10, "A", 5, 1.0, None), (10, 5, None, None, 1.0, None),
+                                 (15, 6, None, None, 1.0, (40, 200, 40)),
+                                 (21, 10, "B", 20, 1.0, None)])
+    assert [t.name for t in tl.tracks] == ["V1", "V2 hidden"] and not tl.tracks[1].enabled
+
+
 # ------------------------------------------------------------------------- generators
 
 GENERATOR = ("<generatoritem id=\"gen-{n}\"><name>{name}</name><duration>{dur}</duration>"

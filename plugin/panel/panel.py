@@ -39,7 +39,7 @@ from .worker import Job, panel_threads
 
 APP_NAME = "Diff-V2M Studio"
 LOADING = "loading the model"
-OPEN_FILTER = ("Timelines and videos (*.otio *.otioz *.otiod *.edl *.xml *.fcpxml *.aaf *.kdenlive "
+OPEN_FILTER = ("Timelines and videos (*.otio *.otioz *.otiod *.edl *.xml *.fcpxml *.aaf *.kdenlive *.mlt "
                "*.mp4 *.mov *.mkv *.avi *.m4v *.webm *.mxf *.mpg *.mpeg);;All files (*)")
 
 
