@@ -56,7 +56,8 @@ Compositing rules used by :func:`resolve_segments`:
   ``<enabled>FALSE</enabled>`` on clips and tracks, ``timeremap`` speed (0 = freeze) and
   nested sequences (the released reader reads them as empty); FCPX ``enabled="0"`` and
   NTSC frame counts (the reader counts 1001/24000 s frames at 23 fps); Kdenlive hidden
-  tracks (``hide``), bin-clip markers outside the clip's used range and duplicated guides.
+  tracks (``hide``), speed changes (``timewarp`` producers, read back as media-less clips
+  by the adapter), bin-clip markers outside the clip's used range and duplicated guides.
 """
 from __future__ import annotations
 
@@ -158,7 +159,8 @@ def load_timeline(path: str | os.PathLike, *, rate: float | None = None,
     try:
         with adapter_output():
             patched = (_fcp_xml_nested_fix(p) if adapter_name == "fcp_xml" else
-                       _fcpx_xml_frames_fix(p) if adapter_name == "fcpx_xml" else None)
+                       _fcpx_xml_frames_fix(p) if adapter_name == "fcpx_xml" else
+                       _kdenlive_timewarp_fix(p) if adapter_name == "kdenlive" else None)
             if patched is not None:
                 result = otio.adapters.read_from_string(patched, adapter_name=adapter_name,
                                                         **kwargs)
@@ -410,10 +412,55 @@ def _fcpx_seconds(text: str | None) -> float | None:
         return None
 
 
+_WARP_TAG = "\u241fdiffv2m-speed="
+
+
+def _kdenlive_timewarp_fix(path: Path) -> str | None:
+    """The Kdenlive adapter writes speed changes as MLT ``timewarp`` producers but reads them
+    back as clips with no media. Returns a copy of the project (in memory) where each
+    timewarp producer is the plain file producer it wraps, its speed carried in the clip name
+    (undone by :func:`_kdenlive_flags`), or None when there is none."""
+    try:
+        tree = ET.parse(str(path))
+    except ET.ParseError:
+        return None
+    changed = False
+    for prod in tree.getroot().iter("producer"):
+        props = {p.get("name"): p for p in prod.findall("property")}
+        service = props.get("mlt_service")
+        if service is None or (service.text or "") != "timewarp":
+            continue
+        speed = (props.get("warp_speed").text if props.get("warp_speed") is not None else
+                 (props["resource"].text or "").split(":", 1)[0] if "resource" in props else "")
+        resource = (props.get("warp_resource").text if props.get("warp_resource") is not None
+                    else (props["resource"].text or "").split(":", 1)[-1])
+        try:
+            float(speed)
+        except (TypeError, ValueError):
+            continue
+        service.text = "avformat"
+        props["resource"].text = resource
+        name = props.get("kdenlive:clipname")
+        if name is None:
+            name = ET.SubElement(prod, "property", name="kdenlive:clipname")
+        name.text = f"{name.text or ''}{_WARP_TAG}{speed}"
+        changed = True
+    return ET.tostring(tree.getroot(), encoding="unicode") if changed else None
+
+
 def _kdenlive_flags(timeline: otio.schema.Timeline, path: Path) -> None:
     """Kdenlive's hidden tracks (the eye/mute buttons set ``hide="video"``/``"audio"``/
     ``"both"`` on the main tractor's ``<track>``), which the adapter ignores: matched to
     the OTIO tracks in order (the adapter reads one OTIO track per Kdenlive track)."""
+    for c in timeline.find_clips():
+        if _WARP_TAG in (c.name or ""):
+            # MLT timewarp: the entry's frames are the warped producer's; source = speed * it
+            c.name, speed = c.name.split(_WARP_TAG, 1)
+            speed = float(speed)
+            sr = c.source_range
+            c.source_range = TimeRange(RationalTime(sr.start_time.value * abs(speed),
+                                                    sr.start_time.rate), sr.duration)
+            c.effects.append(otio.schema.LinearTimeWarp(time_scalar=speed))
     try:
         root = ET.parse(str(path)).getroot()
     except ET.ParseError:

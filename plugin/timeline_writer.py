@@ -332,16 +332,61 @@ def _patch_fcp_xml(path: Path, takes: Sequence[Path], rate: float) -> None:
     tree.write(str(path), encoding="UTF-8", xml_declaration=True)
 
 
-def _patch_fcpx_xml(path: Path, rate: float) -> None:
-    """The fcpx_xml writer leaves ``frameDuration`` empty at rates outside its presets
-    (23.976, 29.97, ...), which FCPX (and the adapter's own reader) refuse: fill it in."""
+def _fcp_xml_carry(timeline) -> None:
+    """What the fcp_xml writer drops, put where it writes from (``metadata["fcp_xml"]``, which
+    it turns into child elements): ``<enabled>FALSE</enabled>`` on disabled clips and tracks,
+    and a ``timeremap`` filter (speed in percent; 0 = freeze) on retimed clips."""
+    def md(item):
+        if "fcp_xml" not in item.metadata:
+            item.metadata["fcp_xml"] = {}
+        return item.metadata["fcp_xml"]
+
+    for item in [t for t in timeline.tracks] + list(timeline.find_clips()):
+        if not item.enabled:
+            md(item)["enabled"] = "FALSE"
+    for c in timeline.find_clips():
+        speed = None
+        for e in c.effects:
+            if isinstance(e, otio.schema.LinearTimeWarp):
+                speed = (1.0 if speed is None else speed) * float(e.time_scalar)
+        if speed is None or speed == 1.0 or "filter" in md(c):
+            continue
+        md(c)["filter"] = {"effect": {
+            "name": "Time Remap", "effectid": "timeremap", "effectcategory": "motion",
+            "effecttype": "motion", "mediatype": "video",
+            "parameter": [{"parameterid": "speed", "name": "speed",
+                           "value": f"{abs(speed) * 100:g}"},
+                          {"parameterid": "reverse", "name": "reverse",
+                           "value": "TRUE" if speed < 0 else "FALSE"}]}}
+
+
+def _patch_fcpx_xml(path: Path, rate: float, timeline) -> None:
+    """What the fcpx_xml writer gets wrong or drops: an empty ``frameDuration`` at rates
+    outside its presets (23.976, 29.97, ...), which FCPX and the adapter's own reader refuse;
+    ``enabled="0"`` on disabled clips (matched by name, source start and duration)."""
+    import xml.etree.ElementTree as ET
     from fractions import Fraction
-    text = path.read_text(encoding="utf-8")
-    if 'frameDuration=""' not in text:
-        return
+    tree = ET.parse(str(path))
+    root = tree.getroot()
     fr = Fraction(rate).limit_denominator(1001)
-    text = text.replace('frameDuration=""', f'frameDuration="{fr.denominator}/{fr.numerator}s"')
-    path.write_text(text, encoding="utf-8")
+    for fmt in root.iter("format"):
+        if not fmt.get("frameDuration"):
+            fmt.set("frameDuration", f"{fr.denominator}/{fr.numerator}s")
+    off = set()
+    for c in timeline.find_clips():
+        if not c.enabled and c.source_range is not None:
+            off.add((c.name, round(c.source_range.start_time.to_seconds(), 6),
+                     round(c.source_range.duration.to_seconds(), 6)))
+    if off:
+        from .timeline import _fcpx_seconds
+        for el in root.iter():
+            if el.tag in ("clip", "asset-clip", "ref-clip", "video") and el.get("name") and \
+                    (el.get("name"), _fcpx_seconds(el.get("start")),
+                     _fcpx_seconds(el.get("duration"))) in off:
+                el.set("enabled", "0")
+    text = ET.tostring(root, encoding="unicode")
+    path.write_text('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n' + text,
+                    encoding="utf-8")
 
 
 def _sidecar(out: Path, timeline) -> Path:
@@ -406,6 +451,8 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
     _complete_references(new, src_dir, rate)
     if adapter_name not in _OTIO_NATIVE:
         _absolute_takes(new, takes)
+    if adapter_name == "fcp_xml":
+        _fcp_xml_carry(new)
     if adapter_name == "AAF":
         _rescale_to(new, rate)
         adapter_args.setdefault("use_empty_mob_ids", True)
@@ -429,7 +476,7 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
             if adapter_name == "fcp_xml":
                 _patch_fcp_xml(Path(tmp), takes, rate)
             elif adapter_name == "fcpx_xml":
-                _patch_fcpx_xml(Path(tmp), rate)
+                _patch_fcpx_xml(Path(tmp), rate, new)
     except UserError:
         raise
     except Exception as exc:

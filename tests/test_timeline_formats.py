@@ -564,6 +564,36 @@ def test_fcp_xml_write_back_what_premiere_and_resolve_import(media, tmp_path):
     assert side["takes"][0]["take_path"] == str(take)
 
 
+@pytest.mark.parametrize("out_adapter", ["fcp_xml", "fcpx_xml", "kdenlive"])
+def test_written_timeline_keeps_disabled_clips_and_speed(media, tmp_path, out_adapter):
+    """What the viewer saw in the source is what the written timeline shows."""
+    fast = clip(media, "B", 4, 5)
+    fast.effects.append(otio.schema.LinearTimeWarp(time_scalar=2.0))
+    still = clip(media, "C", 7, 4)
+    still.effects.append(otio.schema.FreezeFrame())
+    tl = timeline(clip(media, "A", 5, 10), fast, still, clip(media, "D", 0, 5, enabled=False),
+                  clip(media, "A", 30, 5))
+    src = write(tl, tmp_path / "fx.otio", "otio_json")
+    loaded = load_timeline(src)
+    sel = select(loaded)
+    want = [(0, 10, "A", 5, 1.0, None), (10, 5, "B", 4, 2.0, None), (15, 4, "C", 7, 0.0, None),
+            (19, 5, None, None, 1.0, None), (24, 5, "A", 30, 1.0, None)]
+    take = _take(tmp_path / "fx.take-1.wav", sel.duration.to_seconds())
+    out = tmp_path / f"fx.scored.{ADAPTERS[out_adapter]}"
+    write_scored_timeline(loaded, sel, [take], out, metadata={"seed": 1}, sample_rate=48000,
+                          input_path=src)
+    if out_adapter == "kdenlive":          # the Kdenlive adapter writes no freeze frame and
+        want = [w for w in want if w[4] != 0.0 and w[0] != 19]   # no disabled flag
+    if out_adapter == "fcpx_xml":          # the FCPX adapter writes no speed changes
+        want = [w for w in want if w[4] == 1.0]
+    if out_adapter != "fcp_xml":
+        back = load_timeline(out)
+        segs = resolve_segments(back, select(back), timeline_path=out)
+        assert [s for s in seg_tuples(segs) if s[0] in {w[0] for w in want}] == want
+        return
+    check_picture(out, want)
+
+
 @pytest.mark.parametrize("out_adapter", ["fcp_xml", "fcpx_xml", "otio_json"])
 def test_edl_sources_write_back_as_fcp_xml_and_fcpx(media, tmp_path, out_adapter):
     edl = tmp_path / "resolve.edl"
