@@ -676,3 +676,52 @@ def test_adapter_banners_stay_off_stdout(media, tmp_path, capfd):
     finally:
         timeline_mod.VERBOSE = False
     assert "deprecated" in capfd.readouterr().out             # -v lets it through
+
+
+def test_panel_status_warns_about_a_mostly_black_selection(qtbot, media, tmp_path):
+    pytest.importorskip("PySide6")
+    pytest.importorskip("pytestqt")
+    from PySide6.QtCore import QSettings
+    from panel_backend import ToyBackend
+    from diffv2m.plugin.panel.panel import ScorePanel
+    tl = timeline(clip(media, "A", 5, 4), gap(20), clip(media, "B", 0, 4))
+    path = write(tl, tmp_path / "dark.otio", "otio_json")
+    panel = ScorePanel(backend=ToyBackend(), settings=QSettings(str(tmp_path / "p.ini"),
+                                                                 QSettings.Format.IniFormat),
+                       cache_dir=tmp_path / "cache", take_dir=tmp_path)
+    qtbot.addWidget(panel)
+    assert panel.open_path(path)
+    assert "Warning: 71% of the selection has no picture" in panel.status.text()
+    assert panel.select_frames(0, 4)
+    assert "Warning" not in panel.status.text()
+    assert panel.shutdown(10_000)
+
+
+def test_otio_generators_and_embedded_timecode_without_available_range(media, tmp_path):
+    solid = otio.schema.Clip(name="red", source_range=TR(RT(0, R), RT(4, R)),
+                             media_reference=otio.schema.GeneratorReference(
+                                 generator_kind="SolidColor",
+                                 parameters={"color": [0.8, 0.2, 0.1]}))
+    bars = otio.schema.Clip(name="bars", source_range=TR(RT(0, R), RT(3, R)),
+                            media_reference=otio.schema.GeneratorReference(
+                                generator_kind="SMPTEBars"))
+    tc = clip(media, "B", 0, 6, file="B_tc")
+    tc.media_reference.available_range = None           # as EDLs give it: no media range
+    tc.source_range = TR(RT(TC_START + 12, R), RT(6, R))  # 01:00:00:12 in the media's own TC
+    path = write(timeline(solid, bars, tc), tmp_path / "gen.otio", "otio_json")
+    _, segs = check_picture(path, [(0, 4, None, None, 1.0, (204, 51, 26)),
+                                   (4, 3, None, None, 1.0, None), (7, 6, "B", 12, 1.0, None)])
+    assert any("'bars'" in n and "black" in n for n in segs.notes)
+
+
+@pytest.mark.parametrize("adapter", ["otio_json", "fcp_xml", "kdenlive"])
+def test_one_frame_marker_selects_to_the_end_of_the_clip_under_it(media, tmp_path, adapter):
+    tl = timeline(clip(media, "A", 5, 20), clip(media, "B", 20, 10))
+    tl.tracks.markers.append(otio.schema.Marker(name="hit", marked_range=TR(RT(8, R), RT(1, R))))
+    path = write(tl, tmp_path / f"mk.{ADAPTERS[adapter]}", adapter)
+    back = load_timeline(path)
+    assert [n for n, _ in list_markers(back)] == ["hit"]
+    sel = select(back, marker="hit")
+    assert (sel.start_time.value, sel.duration.value) == (8, 12)          # to A's end at 20
+    sel = select(back, marker="hit", duration="00:00:00:20")
+    assert (sel.start_time.value, sel.duration.value) == (8, 20)
