@@ -16,7 +16,8 @@ track, ``audio`` on an audio track); names from ``shotcut:name`` or
 Writing does not round-trip the project through OTIO (which
 would drop effects, bin folders and Kdenlive's own properties): when the input is itself an
 MLT XML project its XML is copied and only added to; otherwise the OTIO Kdenlive adapter
-writes the timeline (score track included) and the same finishing is applied:
+writes the timeline (score track included), a ``mix`` transition is added for each audio
+track (the adapter writes none) and the same ``out`` finishing is applied:
 
 * the take: a ``<producer>`` (``avformat``, absolute path, ``in``/``out``/``length``) listed in
   Kdenlive's ``main_bin``;
@@ -236,6 +237,25 @@ def _add_score(root: ET.Element, rate: Fraction, takes: Sequence[Path], start: i
         main.append(c)
 
 
+def _mix_audio_tracks(root: ET.Element) -> None:
+    """The Kdenlive adapter writes no ``mix`` transitions, so MLT would play one audio track
+    only: add one per audio track of the main tractor (as Kdenlive itself does)."""
+    main = _main_tractor(root)
+    by_id = {el.get("id"): el for el in root if el.get("id")}
+    mixed = {_prop(t, "b_track") for t in main.findall("transition")
+             if _prop(t, "mlt_service") == "mix"}
+    for i, t in enumerate(main.findall("track")):
+        el = by_id.get(t.get("producer"))
+        if i == 0 or el is None or str(i) in mixed:
+            continue
+        if (_prop(el, "kdenlive:audio_track") or "") == "1" or \
+                (_prop(el, "shotcut:audio") or "") == "1":
+            tr = ET.SubElement(main, "transition", id=f"diffv2m_mix_t{i}")
+            for k, v in (("a_track", 0), ("b_track", i), ("mlt_service", "mix"),
+                         ("always_active", 1), ("sum", 1)):
+                _set_prop(tr, k, v)
+
+
 def _finish_outs(root: ET.Element, rate: Fraction) -> None:
     lengths = _Lengths(root, rate)
     for el in list(root):
@@ -284,6 +304,7 @@ def write_mlt(new: otio.schema.Timeline, out: Path, takes: Sequence[Path], *,
             text = otio.adapters.write_to_string(new, adapter_name="kdenlive")
         root = ET.fromstring(text)
         rate = _profile_rate(root, rate_f)
+        _mix_audio_tracks(root)
     _finish_outs(root, rate)
     with atomic_path(out) as tmp:
         ET.ElementTree(root).write(str(tmp), encoding="utf-8", xml_declaration=True)

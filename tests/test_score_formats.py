@@ -114,14 +114,8 @@ def test_scored_kdenlive_and_mlt_render_with_melt(scored, tmp_path):
     if shutil.which("melt") is None:
         pytest.skip("melt is not installed (CI installs the Debian package)")
     assert res.returncode == 0, res.stderr[-2000:]
-    mp4 = tmp_path / "render.mp4"
-    r = subprocess.run(["melt", "-quiet", str(out), "-consumer", f"avformat:{mp4}",
-                        "acodec=aac", "vcodec=libx264", "ar=48000", "ac=2"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    info = media.probe(mp4)
-    assert abs(info.duration - 6.0) < 0.2                  # stops at the project's end
-    audio = media.read_audio(mp4, 8000)[0]
+    seconds, audio = render_audio(out, tmp_path / "render.mp4")
+    assert abs(seconds - 6.0) < 0.2                        # stops at the project's end
 
     def rms(a, b):
         x = audio[int(a * 8000):int(b * 8000)]
@@ -130,6 +124,28 @@ def test_scored_kdenlive_and_mlt_render_with_melt(scored, tmp_path):
     inside = [rms(t, t + 0.5) for t in np.arange(1.1, 2.9, 0.5)]
     assert min(inside) > 1e-3, inside                             # music in the selection
     assert rms(0.0, 0.9) < 1e-4 and rms(3.1, 5.9) < 1e-4          # silence elsewhere
+
+
+def render_audio(project: Path, mp4: Path):
+    r = subprocess.run(["melt", "-quiet", str(project), "-consumer", f"avformat:{mp4}",
+                        "acodec=aac", "vcodec=libx264", "ar=48000", "ac=2"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return media.probe(mp4).duration, media.read_audio(mp4, 8000)[0]
+
+
+def test_otio_scored_into_a_kdenlive_project_renders_with_melt(tmp_path):
+    if shutil.which("melt") is None:
+        pytest.skip("melt is not installed (CI installs the Debian package)")
+    src = build(tmp_path, "otio_json")
+    out = tmp_path / "cut.scored.kdenlive"
+    res = run("score", str(src), "--range", "100-150", "--steps", "2", "-o", str(out), "-q")
+    assert res.returncode == 0, res.stderr[-2000:]
+    seconds, audio = render_audio(out, tmp_path / "r.mp4")
+    assert abs(seconds - 6.0) < 0.2
+    rms = [float(np.sqrt(np.mean(audio[int(t * 8000):int((t + 0.5) * 8000)] ** 2)))
+           for t in np.arange(0, 6, 0.5)]
+    assert min(rms[9:11]) > 1e-3 and max(rms[:7]) < 1e-4, rms   # music in 4-6 s only
 
 
 def test_point_marker_with_and_without_duration(tmp_path):
