@@ -67,9 +67,7 @@ import logging
 import os
 import re
 import warnings
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
-from fractions import Fraction
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -77,12 +75,15 @@ import opentimelineio as otio
 
 from diffv2m.errors import UserError
 
+from .timeline_generators import TITLE_STAND_IN, generator_colour
+from .timeline_repairs import patched_source, repair
+
 RationalTime = otio.opentime.RationalTime
 TimeRange = otio.opentime.TimeRange
 
 __all__ = [
     "Segment", "load_timeline", "parse_time", "format_time", "timeline_rate", "select",
-    "resolve_segments", "list_markers", "adapter_output", "SegmentList",
+    "resolve_segments", "list_markers", "adapter_output", "SegmentList", "TITLE_STAND_IN",
 ]
 
 #: Set by the CLI's ``-v``: let adapters' banners, warnings and log lines through.
@@ -158,9 +159,7 @@ def load_timeline(path: str | os.PathLike, *, rate: float | None = None,
         kwargs["media_linker_name"] = otio.media_linker.MediaLinkingPolicy.DoNotLinkMedia
     try:
         with adapter_output():
-            patched = (_fcp_xml_nested_fix(p) if adapter_name == "fcp_xml" else
-                       _fcpx_xml_frames_fix(p) if adapter_name == "fcpx_xml" else
-                       _kdenlive_timewarp_fix(p) if adapter_name == "kdenlive" else None)
+            patched = patched_source(p, adapter_name)
             if patched is not None:
                 result = otio.adapters.read_from_string(patched, adapter_name=adapter_name,
                                                         **kwargs)
@@ -178,12 +177,7 @@ def load_timeline(path: str | os.PathLike, *, rate: float | None = None,
     if isinstance(result, otio.schema.Timeline):
         if adapter_name == "cmx_3600":
             _normalise_edl_record_start(result)
-        elif adapter_name == "fcp_xml":
-            _fcp_xml_flags(result, p)
-        elif adapter_name == "fcpx_xml":
-            _fcpx_xml_flags(result, p)
-        elif adapter_name == "kdenlive":
-            _kdenlive_flags(result, p)
+        repair(result, p, adapter_name)
         return result
     raise UserError(f"{p}: the file holds a {type(result).__name__}, not a timeline")
 
@@ -210,274 +204,6 @@ def _normalise_edl_record_start(timeline: otio.schema.Timeline) -> None:
                 RationalTime(0, lead.rate), lead)))
     if timeline.global_start_time is None:
         timeline.global_start_time = record_start
-
-
-def _fcp_xml_flags(timeline: otio.schema.Timeline, path: Path) -> None:
-    """What the released fcp_xml reader loses, read from the XML itself: ``<enabled>FALSE``
-    on clipitems/generatoritems (matched by their ``id``, which the reader keeps in
-    ``metadata["fcp_xml"]["@id"]``) and on the sequence's top-level video/audio tracks
-    (matched in document order), and track names (``<name>`` in a ``<track>``, which this
-    bridge writes)."""
-    try:
-        root = ET.parse(str(path)).getroot()
-    except ET.ParseError:
-        return
-    items = {el.get("id"): el for el in root.iter()
-             if el.tag in ("clipitem", "generatoritem") and el.get("id")}
-    for item in timeline.find_children():
-        md = item.metadata.get("fcp_xml") if hasattr(item, "metadata") else None
-        el = items.get(md.get("@id")) if hasattr(md, "get") else None
-        if el is None:
-            continue
-        if (el.findtext("enabled") or "").strip().upper() == "FALSE":
-            item.enabled = False
-        speed = _fcp_time_remap(el)
-        if speed is not None and isinstance(item, otio.schema.Clip) and not any(
-                isinstance(e, otio.schema.TimeEffect) for e in item.effects):
-            item.effects.append(otio.schema.FreezeFrame() if speed == 0 else
-                                otio.schema.LinearTimeWarp(time_scalar=speed))
-    seq = root.find(".//sequence")
-    if seq is None:
-        return
-    for kind, tracks in (("video", timeline.video_tracks()), ("audio", timeline.audio_tracks())):
-        els = seq.findall(f"./media/{kind}/track")
-        if len(els) != len(tracks):
-            continue
-        for el, track in zip(els, tracks):
-            if (el.findtext("enabled") or "").strip().upper() == "FALSE":
-                track.enabled = False
-            name = (el.findtext("name") or "").strip()
-            if name and not track.name:
-                track.name = name
-
-
-def _fcp_xml_nested_fix(path: Path) -> str | None:
-    """The released fcp_xml reader looks for a nested sequence's ``<video>``/``<audio>``
-    directly under ``<sequence>`` instead of under its ``<media>``, so nested sequences read
-    as empty stacks. Returns a copy of the XML (in memory; the file is never touched) with
-    those elements also placed where the reader looks, or None when there is nothing nested."""
-    try:
-        tree = ET.parse(str(path))
-    except ET.ParseError:
-        return None
-    changed = False
-    for item in tree.getroot().iter("clipitem"):
-        for seq in item.findall("sequence"):
-            media = seq.find("media")
-            if media is None or seq.find("video") is not None or seq.find("audio") is not None:
-                continue
-            for kind in media:
-                if kind.tag in ("video", "audio"):
-                    seq.append(kind)
-                    changed = True
-            seq.remove(media)
-    return ET.tostring(tree.getroot(), encoding="unicode") if changed else None
-
-
-def _fcp_time_remap(el) -> float | None:
-    """A clipitem's constant speed from its ``timeremap`` filter (Premiere/FCP 7 write
-    ``<parameterid>speed</parameterid><value>200</value>`` in percent, ``reverse`` TRUE for
-    backwards), or None. The released fcp_xml reader ignores it."""
-    for eff in el.iter("effect"):
-        if (eff.findtext("effectid") or "").strip().lower() != "timeremap":
-            continue
-        speed, reverse = None, False
-        for par in eff.iter("parameter"):
-            pid = (par.findtext("parameterid") or "").strip().lower()
-            val = (par.findtext("value") or "").strip()
-            if pid == "speed":
-                try:
-                    speed = float(val) / 100.0
-                except ValueError:
-                    speed = None
-            elif pid == "reverse":
-                reverse = val.upper() == "TRUE"
-        if speed is not None:
-            return -speed if reverse else speed
-    return None
-
-
-def _fcpx_xml_flags(timeline: otio.schema.Timeline, path: Path) -> None:
-    """FCPX's ``enabled="0"`` on a clip (the fcpx_xml reader ignores it), matched by name,
-    source start and duration."""
-    try:
-        root = ET.parse(str(path)).getroot()
-    except ET.ParseError:
-        return
-    _fcpx_rates(timeline, root)
-    off = set()
-    for el in root.iter():
-        if el.get("enabled") == "0" and el.get("name") is not None:
-            off.add((el.get("name"), _fcpx_seconds(el.get("start")),
-                     _fcpx_seconds(el.get("duration"))))
-    if not off:
-        return
-    for c in timeline.find_clips():
-        sr = c.source_range
-        if sr is None:
-            continue
-        key = (c.name, round(sr.start_time.to_seconds(), 6), round(sr.duration.to_seconds(), 6))
-        if key in off:
-            c.enabled = False
-
-
-_FCPX_TIME_ATTRS = ("offset", "duration", "start", "tcStart")
-_FCPX_NUDGE = Fraction(1, 10**7)          # seconds; far below a frame at any rate
-
-
-def _fcpx_xml_frames_fix(path: Path) -> str | None:
-    """A copy of an FCPX XML (in memory; the file is never touched) that the fcpx_xml reader
-    counts right. That reader turns times into frames with ``int(seconds * int(fps))``, so at
-    NTSC rates (frameDuration 1001/24000s) it counts at 23 fps and truncates. Where every
-    format of the file is NTSC, times are scaled by 1000/1001 and each frameDuration becomes
-    ``1/N`` s, so the reader counts exact frames at N (relabelled N*1000/1001 afterwards by
-    :func:`_fcpx_rates`); every time is also nudged up by 0.1 us against float truncation.
-    None if the file cannot be parsed."""
-    try:
-        tree = ET.parse(str(path))
-    except ET.ParseError:
-        return None
-    root = tree.getroot()
-    rates = []
-    for fmt in root.iter("format"):
-        try:
-            rates.append(1 / Fraction((fmt.get("frameDuration") or "").rstrip("s")))
-        except (ValueError, ZeroDivisionError):
-            pass
-    ntsc = bool(rates) and all((r * 1001 / 1000).denominator == 1 and r.denominator != 1
-                               for r in rates)
-    scale = Fraction(1000, 1001) if ntsc else Fraction(1)
-    if ntsc:
-        for fmt in root.iter("format"):
-            r = 1 / Fraction((fmt.get("frameDuration") or "").rstrip("s"))
-            fmt.set("frameDuration", f"1/{int(r * 1001 / 1000)}s")
-    for el in root.iter():
-        for attr in _FCPX_TIME_ATTRS:
-            v = el.get(attr)
-            if not v or not v.endswith("s") or v == "0s":
-                continue
-            try:
-                t = Fraction(v[:-1])
-            except (ValueError, ZeroDivisionError):
-                continue
-            t = t * scale + _FCPX_NUDGE
-            el.set(attr, f"{t.numerator}/{t.denominator}s")
-    return ET.tostring(root, encoding="unicode")
-
-
-def _fcpx_rates(timeline: otio.schema.Timeline, root) -> None:
-    """The fcpx_xml reader counts frames at the true rate (``frameDuration`` 1001/24000s)
-    but labels them with the rate truncated to an integer (23): relabel them 24000/1001."""
-    true = {}
-    for fmt in root.iter("format"):
-        fd = (fmt.get("frameDuration") or "").rstrip("s")
-        try:
-            r = 1 / Fraction(fd)
-        except (ValueError, ZeroDivisionError):
-            continue
-        if r.denominator != 1:
-            true[round(r)] = float(r)
-    if not true:
-        return
-
-    def fix(t):
-        if t is None:
-            return None
-        r = true.get(int(t.rate)) if float(t.rate).is_integer() else None
-        return RationalTime(t.value, r) if r else t
-
-    def fix_range(rng):
-        return None if rng is None else TimeRange(fix(rng.start_time), fix(rng.duration))
-
-    timeline.global_start_time = fix(timeline.global_start_time)
-    for item in [timeline.tracks] + list(timeline.tracks.find_children()):
-        if getattr(item, "source_range", None) is not None:
-            item.source_range = fix_range(item.source_range)
-        if isinstance(item, otio.schema.Transition):
-            item.in_offset, item.out_offset = fix(item.in_offset), fix(item.out_offset)
-        if isinstance(item, otio.schema.Clip):
-            for ref in item.media_references().values():
-                ref.available_range = fix_range(ref.available_range)
-        for m in getattr(item, "markers", []):
-            m.marked_range = fix_range(m.marked_range)
-
-
-def _fcpx_seconds(text: str | None) -> float | None:
-    if not text:
-        return 0.0 if text is None else None
-    t = text.strip().rstrip("s")
-    try:
-        return round(float(Fraction(t)), 6)
-    except (ValueError, ZeroDivisionError):
-        return None
-
-
-_WARP_TAG = "\u241fdiffv2m-speed="
-
-
-def _kdenlive_timewarp_fix(path: Path) -> str | None:
-    """The Kdenlive adapter writes speed changes as MLT ``timewarp`` producers but reads them
-    back as clips with no media. Returns a copy of the project (in memory) where each
-    timewarp producer is the plain file producer it wraps, its speed carried in the clip name
-    (undone by :func:`_kdenlive_flags`), or None when there is none."""
-    try:
-        tree = ET.parse(str(path))
-    except ET.ParseError:
-        return None
-    changed = False
-    for prod in tree.getroot().iter("producer"):
-        props = {p.get("name"): p for p in prod.findall("property")}
-        service = props.get("mlt_service")
-        if service is None or (service.text or "") != "timewarp":
-            continue
-        speed = (props.get("warp_speed").text if props.get("warp_speed") is not None else
-                 (props["resource"].text or "").split(":", 1)[0] if "resource" in props else "")
-        resource = (props.get("warp_resource").text if props.get("warp_resource") is not None
-                    else (props["resource"].text or "").split(":", 1)[-1])
-        try:
-            float(speed)
-        except (TypeError, ValueError):
-            continue
-        service.text = "avformat"
-        props["resource"].text = resource
-        name = props.get("kdenlive:clipname")
-        if name is None:
-            name = ET.SubElement(prod, "property", name="kdenlive:clipname")
-        name.text = f"{name.text or ''}{_WARP_TAG}{speed}"
-        changed = True
-    return ET.tostring(tree.getroot(), encoding="unicode") if changed else None
-
-
-def _kdenlive_flags(timeline: otio.schema.Timeline, path: Path) -> None:
-    """Kdenlive's hidden tracks (the eye/mute buttons set ``hide="video"``/``"audio"``/
-    ``"both"`` on the main tractor's ``<track>``), which the adapter ignores: matched to
-    the OTIO tracks in order (the adapter reads one OTIO track per Kdenlive track)."""
-    for c in timeline.find_clips():
-        if _WARP_TAG in (c.name or ""):
-            # MLT timewarp: the entry's frames are the warped producer's; source = speed * it
-            c.name, speed = c.name.split(_WARP_TAG, 1)
-            speed = float(speed)
-            sr = c.source_range
-            c.source_range = TimeRange(RationalTime(sr.start_time.value * abs(speed),
-                                                    sr.start_time.rate), sr.duration)
-            c.effects.append(otio.schema.LinearTimeWarp(time_scalar=speed))
-    try:
-        root = ET.parse(str(path)).getroot()
-    except ET.ParseError:
-        return
-    tractors = root.findall("tractor")
-    if not tractors:
-        return
-    main = tractors[-1]
-    by_id = {el.get("id"): el for el in root if el.get("id")}
-    entries = [t for t in main.findall("track") if t.get("producer") != "black_track"]
-    if len(entries) != len(timeline.tracks):
-        return
-    for entry, track in zip(entries, timeline.tracks):
-        hide = entry.get("hide") or ""
-        kind = "video" if track.kind == otio.schema.TrackKind.Video else "audio"
-        if hide in ("both", kind):
-            track.enabled = False
 
 
 def normalise_rate(rate: float) -> float:
@@ -1054,97 +780,6 @@ def _embedded_start(path: Path) -> RationalTime | None:
                 value = None
         _START_TC[key] = value
     return _START_TC[key]
-
-
-#: What a title/text generator is shown as: mid grey (a documented stand-in; the text itself
-#: is not rendered). Bars, slugs and unknown generators are black.
-TITLE_STAND_IN = (128, 128, 128)
-_COLOUR_KINDS = ("color", "colour", "matte", "solid")
-_TITLE_KINDS = ("text", "title", "lower3rd", "lower third", "outline", "typewriter", "scroll",
-                "crawl")
-
-
-def generator_colour(ref, clip_name: str = "") -> tuple[tuple[int, int, int], str | None]:
-    """(RGB 0-255, note or None) for a GeneratorReference.
-
-    Solid colours: OTIO's ``SolidColor`` parameters (``color`` [r, g, b] in 0-1 or 0-255),
-    FCP 7 XML colour mattes (``<parameter><parameterid>color</parameterid><value><red>...``,
-    kept by the fcp_xml reader under ``metadata["fcp_xml"]``) and Kdenlive/MLT colour
-    producers (``0xRRGGBBAA`` / ``#RRGGBB``). Titles get :data:`TITLE_STAND_IN` and a note.
-    """
-    kind = (ref.generator_kind or "").lower()
-    name = (ref.name or "").lower()
-    blob = {"parameters": _plain(ref.parameters), "metadata": _plain(ref.metadata)}
-    rgb = _find_colour(blob)
-    if rgb is not None and not any(k in kind or k in name for k in _TITLE_KINDS):
-        return rgb, None
-    if any(k in kind or k in name for k in _TITLE_KINDS):
-        return TITLE_STAND_IN, (f"clip {clip_name!r}: title generator "
-                                f"{ref.generator_kind or ref.name!r} shown as a grey stand-in "
-                                "(text is not rendered)")
-    if any(k in kind or k in name for k in _COLOUR_KINDS):
-        return (0, 0, 0), (f"clip {clip_name!r}: colour generator without a readable colour; "
-                           "shown as black")
-    return (0, 0, 0), (f"clip {clip_name!r}: generator {ref.generator_kind or ref.name!r} "
-                       "shown as black")
-
-
-def _plain(obj):
-    """OTIO's AnyDictionary/AnyVector as plain dicts and lists."""
-    if hasattr(obj, "items") and not isinstance(obj, (str, bytes)):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)) or type(obj).__name__ == "AnyVector":
-        return [_plain(v) for v in obj]
-    return obj
-
-
-def _find_colour(obj) -> tuple[int, int, int] | None:
-    """A colour anywhere in nested metadata: {red, green, blue}, [r, g, b] under a colour key,
-    or a 0xRRGGBB[AA] / #RRGGBB string under a colour key."""
-    if isinstance(obj, dict):
-        low = {str(k).lower(): v for k, v in obj.items()}
-        if all(k in low for k in ("red", "green", "blue")):
-            try:
-                vals = [float(low[k]) for k in ("red", "green", "blue")]
-                return _to_255(vals)
-            except (TypeError, ValueError):
-                pass
-        pid = str(low.get("parameterid", low.get("name", ""))).lower()
-        for k, v in low.items():
-            if ("color" in k or "colour" in k or (k == "value" and "colo" in pid)):
-                got = _colour_value(v)
-                if got is not None:
-                    return got
-        for v in obj.values():
-            got = _find_colour(v)
-            if got is not None:
-                return got
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            got = _find_colour(v)
-            if got is not None:
-                return got
-    return None
-
-
-def _colour_value(v) -> tuple[int, int, int] | None:
-    if isinstance(v, dict):
-        return _find_colour(v)
-    if isinstance(v, (list, tuple)) and len(v) >= 3 and all(
-            isinstance(x, (int, float)) for x in v[:3]):
-        return _to_255([float(x) for x in v[:3]])
-    if isinstance(v, str):
-        t = v.strip().lower()
-        m = re.fullmatch(r"(?:0x|#)([0-9a-f]{6})([0-9a-f]{2})?", t)
-        if m:
-            h = m.group(1)
-            return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
-    return None
-
-
-def _to_255(vals) -> tuple[int, int, int]:
-    scale = 255.0 if max(vals) <= 1.0 else 1.0
-    return tuple(int(round(min(255.0, max(0.0, x * scale)))) for x in vals)
 
 
 class SegmentList(list):

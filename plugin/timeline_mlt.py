@@ -36,7 +36,6 @@ top-level ``<tractor>`` (what ``melt`` plays). Frame counts are at the profile's
 """
 from __future__ import annotations
 
-import io
 import os
 import xml.etree.ElementTree as ET
 from fractions import Fraction

@@ -378,7 +378,7 @@ def _patch_fcpx_xml(path: Path, rate: float, timeline) -> None:
             off.add((c.name, round(c.source_range.start_time.to_seconds(), 6),
                      round(c.source_range.duration.to_seconds(), 6)))
     if off:
-        from .timeline import _fcpx_seconds
+        from .timeline_repairs import fcpx_seconds as _fcpx_seconds
         for el in root.iter():
             if el.tag in ("clip", "asset-clip", "ref-clip", "video") and el.get("name") and \
                     (el.get("name"), _fcpx_seconds(el.get("start")),
