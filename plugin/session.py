@@ -91,7 +91,7 @@ class ScoringSession:
             return
         from .timeline import resolve_segments, select
         from .timeline_source import TimelineFrameSource
-        sel = select(self.timeline, **kw)
+        sel = select(self.timeline, **{"name": str(self.path), **kw})
         segments = resolve_segments(self.timeline, sel, timeline_path=self.path,
                                     media_root=self.media_root)
         self._set(sel, TimelineFrameSource(segments))
