@@ -229,6 +229,9 @@ def _complete_references(timeline, timeline_dir: Path | None, rate: float) -> No
         ref = c.media_reference
         if isinstance(ref, otio.schema.ExternalReference) and ref.available_range is None:
             ref.available_range = _media_range(ref, c, timeline_dir, rate)
+        elif isinstance(ref, otio.schema.MissingReference) and ref.available_range is None:
+            src = c.source_range or c.trimmed_range()     # an EDL clip that was not relinked
+            ref.available_range = TimeRange(src.start_time, src.duration)
 
 
 def _rescale_to(timeline, rate: float) -> None:

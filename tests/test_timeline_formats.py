@@ -612,6 +612,24 @@ def test_edl_sources_write_back_as_fcp_xml_and_fcpx(media, tmp_path, out_adapter
     assert seg_tuples(segs) == [(4, 6, "A", 9, 1.0, None), (10, 2, "B", 25, 1.0, None)]
 
 
+@pytest.mark.parametrize("out_adapter", list(ADAPTERS))
+def test_unrelinked_edl_writes_back_to_every_format(media, tmp_path, out_adapter):
+    """Clips with no media path (clip-name-only EDL, no --media-root) still write out."""
+    edl = tmp_path / "names.edl"
+    edl.write_text(EDL.format(a="A_tc", b="B_tc"))
+    tl = load_timeline(edl, rate=25)
+    sel = select(tl, range=("01:00:00:02", "01:00:00:10"))
+    take = _take(tmp_path / "names.take-1.wav", sel.duration.to_seconds())
+    out = tmp_path / f"names.scored.{ADAPTERS[out_adapter]}"
+    write_scored_timeline(tl, sel, [take], out, metadata={"seed": 1}, sample_rate=48000,
+                          input_path=edl)
+    back = load_timeline(out)
+    _, c = _score_clip(back)
+    rng = c.range_in_parent()
+    assert (rng.start_time.rescaled_to(R).value, rng.duration.rescaled_to(R).value) == (2, 8)
+    assert len(back.video_tracks()[0].find_clips()) == 2
+
+
 def test_aaf_write_back_when_media_rate_differs_from_the_sequence(media, tmp_path):
     tl = timeline(clip(media, "A", 5, 10), clip(media, "B", 20, 10), gst=RT(TC_START, R))
     src = write(tl, tmp_path / "avid.aaf", "AAF")
