@@ -7,8 +7,8 @@ Used by :func:`diffv2m.plugin.timeline.load_timeline`; the timeline file is neve
   empty, FCPX frame counts truncated at NTSC rates, Kdenlive ``timewarp`` producers read as
   clips with no media), or None when nothing needs correcting.
 * :func:`repair`: after reading, flags read from the file itself (FCP 7
-  ``<enabled>FALSE</enabled>`` and ``timeremap``, FCPX ``enabled="0"`` and NTSC rates,
-  Kdenlive hidden tracks and speed).
+  ``<enabled>FALSE</enabled>`` and ``timeremap``, FCPX ``enabled="0"``, NTSC rates and the
+  sequence's ``tcStart``, Kdenlive hidden tracks and speed).
 """
 from __future__ import annotations
 
@@ -132,6 +132,7 @@ def _fcpx_xml_flags(timeline: otio.schema.Timeline, path: Path) -> None:
     except ET.ParseError:
         return
     _fcpx_rates(timeline, root)
+    _fcpx_record_start(timeline, root)
     off = set()
     for el in root.iter():
         if el.get("enabled") == "0" and el.get("name") is not None:
@@ -190,6 +191,24 @@ def _fcpx_xml_frames_fix(path: Path) -> str | None:
             t = t * scale + _FCPX_NUDGE
             el.set(attr, f"{t.numerator}/{t.denominator}s")
     return ET.tostring(root, encoding="unicode")
+
+
+def _fcpx_record_start(timeline: otio.schema.Timeline, root) -> None:
+    """The sequence's ``tcStart`` (its record timecode start; the reader ignores it) as the
+    timeline's ``global_start_time``, in frames at the sequence's format rate."""
+    if timeline.global_start_time is not None:
+        return
+    seq = root.find(".//project/sequence")
+    if seq is None or not seq.get("tcStart"):
+        return
+    formats = {f.get("id"): f for f in root.iter("format")}
+    fmt = formats.get(seq.get("format") or "")
+    try:
+        start = Fraction(seq.get("tcStart").rstrip("s"))
+        rate = 1 / Fraction((fmt.get("frameDuration") or "").rstrip("s"))
+    except (AttributeError, ValueError, ZeroDivisionError):
+        return
+    timeline.global_start_time = RationalTime(round(start * rate), float(rate))
 
 
 def _fcpx_rates(timeline: otio.schema.Timeline, root) -> None:

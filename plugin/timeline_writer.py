@@ -29,8 +29,10 @@ Per output format (what Premiere, Resolve, Avid and Kdenlive need on import):
   lies near the timeline).
 * FCP 7 XML (``fcp_xml``): after the adapter writes, the score's ``<file>`` gets an absolute
   ``file://`` ``<pathurl>``, ``<duration>`` and ``<media><audio>`` with
-  ``<samplecharacteristics>`` (sample rate, depth) and ``<channelcount>``; its ``<track>`` gets
-  ``<name>Diff-V2M score</name>`` (read back by :func:`~diffv2m.plugin.timeline.load_timeline`).
+  ``<samplecharacteristics>`` (sample rate, depth) and ``<channelcount>``, its clipitem a
+  ``<sourcetrack>`` (audio, track 1), its ``<track>`` ``<name>Diff-V2M score</name>`` (read
+  back by :func:`~diffv2m.plugin.timeline.load_timeline`). Disabled clips/tracks and speed
+  changes go out as ``<enabled>FALSE</enabled>`` and ``timeremap`` filters.
 * AAF: written with ``use_empty_mob_ids`` (new media get fresh MobIDs) and every clip's and
   reference's ranges rescaled to the sequence rate (the AAF writer refuses mixed rates).
 * Kdenlive/MLT: see :mod:`diffv2m.plugin.timeline_mlt` (``out`` set on every producer,
@@ -324,6 +326,13 @@ def _patch_fcp_xml(path: Path, takes: Sequence[Path], rate: float) -> None:
             ET.SubElement(chars, "samplerate").text = str(sr)
         if ch:
             ET.SubElement(audio_e, "channelcount").text = str(ch)
+        # The clipitem holding it: Premiere links an audio clipitem to its file's channels
+        # through <sourcetrack>.
+        item = parent.get(file_e)
+        if item is not None and item.tag == "clipitem" and item.find("sourcetrack") is None:
+            st = ET.SubElement(item, "sourcetrack")
+            ET.SubElement(st, "mediatype").text = "audio"
+            ET.SubElement(st, "trackindex").text = "1"
         # The track holding this take: name it.
         node = file_e
         while node is not None and node.tag != "track":
@@ -366,7 +375,8 @@ def _fcp_xml_carry(timeline) -> None:
 def _patch_fcpx_xml(path: Path, rate: float, timeline) -> None:
     """What the fcpx_xml writer gets wrong or drops: an empty ``frameDuration`` at rates
     outside its presets (23.976, 29.97, ...), which FCPX and the adapter's own reader refuse;
-    ``enabled="0"`` on disabled clips (matched by name, source start and duration)."""
+    the sequence's record start (``tcStart``, ``tcFormat``); ``enabled="0"`` on disabled
+    clips (matched by name, source start and duration)."""
     import xml.etree.ElementTree as ET
     from fractions import Fraction
     tree = ET.parse(str(path))
@@ -375,6 +385,16 @@ def _patch_fcpx_xml(path: Path, rate: float, timeline) -> None:
     for fmt in root.iter("format"):
         if not fmt.get("frameDuration"):
             fmt.set("frameDuration", f"{fr.denominator}/{fr.numerator}s")
+    gst = timeline.global_start_time
+    if gst is not None and gst.value:
+        frames = int(round(gst.rescaled_to(rate).value))
+        start = Fraction(frames) / fr                   # frames * frameDuration, exact
+        df = abs(rate - 30000 / 1001) < 1e-3 or abs(rate - 60000 / 1001) < 1e-3
+        for seq in root.iter("sequence"):
+            if not seq.get("tcStart"):
+                seq.set("tcStart", f"{start.numerator}/{start.denominator}s"
+                        if start.denominator != 1 else f"{start.numerator}s")
+                seq.set("tcFormat", "DF" if df else "NDF")
     off = set()
     for c in timeline.find_clips():
         if not c.enabled and c.source_range is not None:

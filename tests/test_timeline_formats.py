@@ -179,7 +179,7 @@ def test_adapter_reads_back_the_picture_to_the_frame(media, tmp_path, adapter, f
     tl, want = FEATURES[feature](media)
     path = write(tl, tmp_path / f"{feature}.{ADAPTERS[adapter]}", adapter)
     back, _ = check_picture(path, want)
-    if feature == "start_1h" and adapter != "fcpx_xml":       # FCPX keeps no record start
+    if feature == "start_1h" and adapter != "fcpx_xml":  # its writer drops it (see below)
         gst = back.global_start_time
         assert gst is not None and gst.rescaled_to(R).value == TC_START
         sel = select(back, range=("01:00:00:15", "01:00:00:20"))
@@ -495,9 +495,15 @@ def test_rates_select_by_record_timecode(rate_media, tmp_path, rate, label, adap
     back = load_timeline(path)
     sep = ";" if df else ":"
     tc_in, tc_out = f"01:00:00{sep}05", f"01:00:00{sep}15"
-    # FCPX keeps no record start: its timecode starts at 00:00:00:00.
     if adapter == "fcpx_xml":
-        tc_in, tc_out = "00:00:00:05", "00:00:00:15"
+        # the adapter's writer drops the record start; FCPX writes it as tcStart
+        assert back.global_start_time is None
+        fd = 1 / Fraction(rate).limit_denominator(1001)            # frameDuration, seconds
+        text = path.read_text().replace(
+            "<sequence ", f'<sequence tcStart="{Fraction(int(start.value)) * fd}s" ', 1)
+        path.write_text(text)
+        back = load_timeline(path)
+        assert back.global_start_time.value == start.value
     sel = select(back, range=(tc_in, tc_out))
     assert (sel.start_time.value, sel.duration.value) == (5, 10)
     assert sel.start_time.rate == pytest.approx(timeline_mod.normalise_rate(rate))
@@ -552,6 +558,8 @@ def test_fcp_xml_write_back_what_premiere_and_resolve_import(media, tmp_path):
     assert f.findtext("media/audio/channelcount") == "2"
     assert int(f.findtext("duration")) == 15
     assert f.find("media/video") is None
+    item = next(ci for ci in root.iter("clipitem") if f in list(ci))
+    assert item.findtext("sourcetrack/mediatype") == "audio"
     names = [t.findtext("name") for t in root.iter("track")]
     assert SCORE_TRACK_NAME in names
     back = load_timeline(out)
@@ -608,6 +616,7 @@ def test_edl_sources_write_back_as_fcp_xml_and_fcpx(media, tmp_path, out_adapter
     _, c = _score_clip(back)
     rng = c.range_in_parent()
     assert (rng.start_time.rescaled_to(R).value, rng.duration.rescaled_to(R).value) == (4, 8)
+    assert back.global_start_time.rescaled_to(R).value == TC_START     # record TC kept
     segs = resolve_segments(back, sel, timeline_path=out)
     assert seg_tuples(segs) == [(4, 6, "A", 9, 1.0, None), (10, 2, "B", 25, 1.0, None)]
 
