@@ -8,7 +8,7 @@ Used by :func:`diffv2m.plugin.timeline.load_timeline`; the timeline file is neve
   clips with no media), or None when nothing needs correcting.
 * :func:`repair`: after reading, flags read from the file itself (FCP 7
   ``<enabled>FALSE</enabled>`` and ``timeremap``, FCPX ``enabled="0"``, NTSC rates and the
-  sequence's ``tcStart``, Kdenlive hidden tracks and speed).
+  sequence's ``tcStart``, Kdenlive hidden tracks and speed, AAF audio track names).
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def patched_source(path: Path, adapter_name: str) -> str | None:
 def repair(timeline: otio.schema.Timeline, path: Path, adapter_name: str) -> None:
     """Restore, from the file itself, what ``adapter_name``'s reader dropped."""
     fix = {"fcp_xml": _fcp_xml_flags, "fcpx_xml": _fcpx_xml_flags,
-           "kdenlive": _kdenlive_flags}.get(adapter_name)
+           "kdenlive": _kdenlive_flags, "AAF": _aaf_track_names}.get(adapter_name)
     if fix:
         fix(timeline, path)
 
@@ -323,3 +323,28 @@ def _kdenlive_flags(timeline: otio.schema.Timeline, path: Path) -> None:
         kind = "video" if track.kind == otio.schema.TrackKind.Video else "audio"
         if hide in ("both", kind):
             track.enabled = False
+
+
+def _aaf_track_names(timeline: otio.schema.Timeline, path: Path) -> None:
+    """The AAF reader names an audio track after the ``Sequence`` inside its slot's
+    OperationGroup (so every audio track reads as "Sequence"): take the slot names of the
+    file's composition (when it holds one) instead, matched by kind in slot order."""
+    try:
+        import aaf2
+        with aaf2.open(str(path), "r") as f:
+            mobs = list(f.content.compositionmobs())
+            if len(mobs) != 1:
+                return
+            names = {"Picture": [], "Sound": []}
+            for slot in mobs[0].slots:
+                kind = str(slot.media_kind)
+                if kind in names:
+                    names[kind].append(slot.name or "")
+    except Exception:  # noqa: BLE001 - a repair never stops a file from loading
+        return
+    for kind, tracks in (("Picture", timeline.video_tracks()), ("Sound", timeline.audio_tracks())):
+        if len(tracks) != len(names[kind]):
+            continue
+        for track, name in zip(tracks, names[kind]):
+            if name and track.name in ("", "Sequence"):
+                track.name = name

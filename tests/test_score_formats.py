@@ -97,7 +97,8 @@ def test_score_each_format_writes_the_same_format_back(scored):
     rng = c.range_in_parent()
     assert (rng.start_time.rescaled_to(R).value, rng.duration.rescaled_to(R).value) == (25, 50)
     assert track.kind == otio.schema.TrackKind.Audio
-    # FCPX has no track names; the AAF adapter reads audio tracks back as "Sequence".
+    if adapter != "fcpx_xml":                                   # FCPX has no track names
+        assert track.name == "Diff-V2M score"
     if adapter in ("kdenlive", "diffv2m_mlt"):
         assert track.name == "Diff-V2M score"
     url = urllib.parse.unquote(c.media_reference.target_url)

@@ -653,7 +653,8 @@ def test_aaf_write_back_when_media_rate_differs_from_the_sequence(media, tmp_pat
     write_scored_timeline(loaded, sel, [take], out, metadata={"seed": 2}, sample_rate=48000,
                           input_path=src)
     back = load_timeline(out)
-    _, c = _score_clip(back)
+    track, c = _score_clip(back)
+    assert track.name == SCORE_TRACK_NAME
     rng = c.range_in_parent()
     assert (rng.start_time.value, rng.duration.value) == (4, 12)
     assert urllib.parse.unquote(c.media_reference.target_url).endswith("avid.take-2.wav")
