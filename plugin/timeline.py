@@ -696,8 +696,10 @@ class _Resolver:
     def media_start(self, clip, ref, path: Path, source_start: RationalTime):
         """The source time of the file's first frame (see the module docstring)."""
         avail = ref.available_range
+        if avail is not None and _within(source_start, avail):
+            return avail.start_time
         embedded = _embedded_start(path)
-        if avail is not None and (embedded is None or _within(source_start, avail)):
+        if avail is not None and embedded is None:
             return avail.start_time
         if embedded is not None:
             return embedded

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import urllib.parse
 from functools import lru_cache
 from pathlib import Path, PureWindowsPath
@@ -73,8 +74,11 @@ def _file_name(raw: str, windows: bool) -> str:
     return PureWindowsPath(raw).name if windows else Path(raw).name
 
 
+RESCAN_SECONDS = 10.0
+
+
 @lru_cache(maxsize=16)
-def _index(root: str, _mtime: float) -> dict[str, list[str]]:
+def _index(root: str, _epoch: int) -> dict[str, list[str]]:
     """Every file under ``root`` by file name and by stem (lower-case), sorted paths."""
     idx: dict[str, list[str]] = {}
     for dirpath, dirnames, files in os.walk(root):
@@ -91,10 +95,14 @@ def _index(root: str, _mtime: float) -> dict[str, list[str]]:
 def _lookup(media_root: Path, names: list[str]) -> Path | None:
     if not media_root.is_dir():
         return None
-    idx = _index(str(media_root.resolve()), media_root.stat().st_mtime)
+    # One scan serves a load/resolve; files added later are seen after RESCAN_SECONDS.
+    epoch = int(time.monotonic() // RESCAN_SECONDS)
+    idx = _index(str(media_root.resolve()), epoch)
     for n in names:
         if n and idx.get(n.lower()):
-            return Path(idx[n.lower()][0])
+            hit = Path(idx[n.lower()][0])
+            if hit.is_file():
+                return hit
     return None
 
 
