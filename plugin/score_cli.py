@@ -116,8 +116,8 @@ def main(argv: list[str]) -> int:
         # A failed write removes the takes this run made (documented in the README).
         for r in records:
             Path(r.path).unlink(missing_ok=True)
-        raise UserError(f"{exc} (the take{'s' if len(records) > 1 else ''} made for it "
-                        "were removed)") from None
+        made = "the takes made for it were" if len(records) > 1 else "the take made for it was"
+        raise UserError(f"{exc} ({made} removed)") from None
     for r in records:
         print(f"{r.path}  (seed {r.seed}, {r.take.duration:.2f} s)")
     print(f"{written}  (new timeline, {backend.name})")
