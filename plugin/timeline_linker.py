@@ -15,7 +15,9 @@ Rules (:func:`find_media`):
 * If that file exists it is used as is (the reference is left untouched).
 * Else, with a media root: a file under it with the same file name; else, by clip name
   (EDLs from Resolve carry only ``* FROM CLIP NAME:``): a file whose name or stem equals the
-  clip's name (or the reference's name). Several candidates: the first in sorted path order.
+  clip's name (or the reference's name). Several files of that name: the one whose folders
+  match most of the original path's last folders (``CARD2/C0001.MP4``), then the first in
+  sorted path order.
 * A relinked clip gets a new ExternalReference (absolute ``file://`` URL) keeping the old
   reference's available range and metadata, plus ``metadata["diffv2m"]["relinked_from"]``.
 * Nothing found: the reference is left as it is; the bridge reports it only if the clip is
@@ -92,17 +94,30 @@ def _index(root: str, _epoch: int) -> dict[str, list[str]]:
     return idx
 
 
-def _lookup(media_root: Path, names: list[str]) -> Path | None:
+def _lookup(media_root: Path, names: list[str], parts: tuple[str, ...] = ()) -> Path | None:
+    """The first name with a file under ``media_root``; among several files of that name, the
+    one whose folders match most of the original path's last folders (camera cards all
+    hold a ``C0001.MP4``), then the first in sorted order."""
     if not media_root.is_dir():
         return None
     # One scan serves a load/resolve; files added later are seen after RESCAN_SECONDS.
     epoch = int(time.monotonic() // RESCAN_SECONDS)
     idx = _index(str(media_root.resolve()), epoch)
+    want = [p.lower() for p in reversed(parts)]
+
+    def score(path: str) -> int:
+        got = [p.lower() for p in reversed(Path(path).parts[:-1])]
+        n = 0
+        for a, b in zip(want, got):
+            if a != b:
+                break
+            n += 1
+        return n
+
     for n in names:
-        if n and idx.get(n.lower()):
-            hit = Path(idx[n.lower()][0])
-            if hit.is_file():
-                return hit
+        hits = [h for h in idx.get(n.lower(), []) if os.path.isfile(h)] if n else []
+        if hits:
+            return Path(max(hits, key=lambda h: (score(h), -hits.index(h))))
     return None
 
 
@@ -115,10 +130,12 @@ def find_media(url: str | None, *, clip_name: str = "", ref_name: str = "",
     """
     named = None
     candidates: list[str] = []
+    parts: tuple[str, ...] = ()
     if url:
         raw, windows = url_to_path(url)
         if raw:
             name = _file_name(raw, windows)
+            parts = (PureWindowsPath(raw) if windows else Path(raw)).parts[:-1]
             if not windows:
                 p = Path(raw)
                 if not p.is_absolute() and timeline_dir is not None:
@@ -133,7 +150,7 @@ def find_media(url: str | None, *, clip_name: str = "", ref_name: str = "",
             candidates.append(name)
     if media_root is not None:
         candidates += [clip_name, ref_name]
-        hit = _lookup(Path(media_root), [c for c in candidates if c])
+        hit = _lookup(Path(media_root), [c for c in candidates if c], parts)
         if hit is not None:
             return hit, named
     return None, named

@@ -457,6 +457,23 @@ def test_windows_paths_relink_by_file_name(media, tmp_path, url):
         check_picture(path, [(0, 10, "A", 5, 1.0, None)], media_root=media)
 
 
+def test_relink_prefers_the_same_card_folder(media, tmp_path):
+    """Camera cards all hold a C0001.MP4: the one under the same folder names wins."""
+    import shutil
+    for card, name in (("CARD1", "A"), ("CARD2", "B")):
+        (tmp_path / "root" / card / "CLIP").mkdir(parents=True)
+        shutil.copy(mpath(media, name), tmp_path / "root" / card / "CLIP" / "C0001.MP4")
+    c = clip(media, "B", 5, 10)
+    c.media_reference.target_url = r"E:\shoot\CARD2\CLIP\C0001.MP4"
+    path = write(timeline(c), tmp_path / "cards.otio", "otio_json")
+    tl = load_timeline(path, media_root=tmp_path / "root")
+    assert "CARD2" in tl.find_clips()[0].media_reference.target_url
+    segs = resolve_segments(tl, select(tl), timeline_path=path, media_root=tmp_path / "root")
+    assert segs[0].media_path.parent.parent.name == "CARD2"
+    frames = list(TimelineFrameSource(segs).frames(None, SIZE))
+    assert np.abs(frame_colour(frames[0][1]) - COLOURS["B"]).max() < 25
+
+
 R23, R29, R59 = 24000 / 1001, 30000 / 1001, 60000 / 1001
 RATES = [(R23, "23.976"), (24, "24"), (25, "25"), (R29, "29.97DF"), (30, "30"), (60, "60"),
          (90, "90")]
