@@ -5,6 +5,7 @@ Runs on the torch-free runtime (exported graphs of the embedded default unless `
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..errors import UserError
@@ -16,13 +17,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="diffv2m score",
         description="Score a timeline selection (any format an installed OTIO adapter reads) and "
                     "write a new timeline with a 'Diff-V2M score' audio track.")
-    p.add_argument("timeline", help="timeline file (.otio, .otioz, .edl, .xml, .fcpxml, ...) "
+    p.add_argument("timeline", help="timeline file (.otio, .otioz, .edl, .xml, .fcpxml, .aaf, "
+                                    ".kdenlive, .mlt) "
                                     "or a plain video")
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--range", metavar="IN-OUT",
                      help="IN-OUT as timecode (01:00:10:00-01:00:40:00; ';' for drop-frame), "
                           "frames (240-960) or seconds (10s-40s)")
-    sel.add_argument("--marker", help="the range of the marker with this name")
+    sel.add_argument("--marker", help="the marker with this name: its range; a point or "
+                                      "one-frame marker selects up to the next marker or the "
+                                      "end of the clip under it")
+    p.add_argument("--duration", metavar="T",
+                   help="with --marker: select T from the marker (frames 96, seconds 4s or "
+                        "timecode 00:00:04:00)")
     sel.add_argument("--clips", help="comma-separated clip names: from the first one's start to "
                                      "the last one's end")
     p.add_argument("--track", type=int, default=None,
@@ -44,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mux", help="also write a preview MP4 of the selection with the first take")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="let the OTIO adapters' banners, warnings and log lines through")
     return p
 
 
@@ -94,8 +103,12 @@ def main(argv: list[str]) -> int:
     from .. import media
     from ..output_transaction import OutputTransaction, resolved
     from ..progress import cli_progress
+    from . import timeline as timeline_mod
     from .session import ScoringSession, load_backend
     all_settings = check_options(args)
+    timeline_mod.VERBOSE = bool(args.verbose)
+    if args.duration is not None and not args.marker:
+        raise UserError(f"--duration {args.duration}: goes with --marker NAME")
     src, out = Path(args.timeline), Path(args.output)
     resolved(src)                                          # a symlink loop: one line
     if not src.exists():
@@ -131,7 +144,7 @@ def main(argv: list[str]) -> int:
     elif args.range:
         session.select(range=split_range(args.range))
     elif args.marker:
-        session.select(marker=args.marker)
+        session.select(marker=args.marker, duration=args.duration)
     elif args.clips:
         session.select(clips=[c.strip() for c in args.clips.split(",") if c.strip()],
                        track=args.track)
@@ -148,7 +161,15 @@ def main(argv: list[str]) -> int:
         with cli_progress(disable=args.quiet) as progress:
             for settings in all_settings:
                 records.append(session.generate(settings, progress=progress, transaction=tx))
-        session.export_timeline(tmp_timeline, records, takes_as=args.takes_as)
+        for w in session.warnings:
+            print(f"diffv2m: warning: {src}: {w}", file=sys.stderr)
+        try:
+            session.export_timeline(tmp_timeline, records, takes_as=args.takes_as,
+                                    final_path=out, transaction=tx)
+        except UserError as exc:
+            # the transaction removes the takes this run made (documented in the README)
+            made = "the takes made for it were" if len(records) > 1 else "the take made for it was"
+            raise UserError(f"{exc} ({made} removed)") from None
         if tmp_mux is not None:
             session.export_preview(records[0], tmp_mux)
     for r in records:

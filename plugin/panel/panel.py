@@ -40,7 +40,7 @@ from .worker import Job, panel_threads
 
 APP_NAME = "Diff-V2M Studio"
 LOADING = "loading the model"
-OPEN_FILTER = ("Timelines and videos (*.otio *.otioz *.otiod *.edl *.xml *.fcpxml *.aaf *.kdenlive "
+OPEN_FILTER = ("Timelines and videos (*.otio *.otioz *.otiod *.edl *.xml *.fcpxml *.aaf *.kdenlive *.mlt "
                "*.mp4 *.mov *.mkv *.avi *.m4v *.webm *.mxf *.mpg *.mpeg);;All files (*)")
 
 
@@ -224,6 +224,7 @@ class ScorePanel(QWidget):
         if not session.is_video:
             try:
                 session.select()
+                self._show_warnings()
             except UserError as exc:
                 self.show_error(str(exc))
         self._show_selection()
@@ -297,6 +298,7 @@ class ScorePanel(QWidget):
         self._show_selection()
         a, b = self.session.selection_seconds
         self.show_message(f"Selected {b - a:.2f} s")
+        self._show_warnings()
         self._update_ready()
         return True
 
@@ -394,6 +396,7 @@ class ScorePanel(QWidget):
         self._refresh_saved()
         self.picture.set_takes(s.takes)
         self._update_picture(render=True)
+        self._show_warnings()
         self.takeAdded.emit(record)
 
     # -- jobs -------------------------------------------------------------------------------
@@ -548,6 +551,13 @@ class ScorePanel(QWidget):
         self.exported.emit(Path(out))
 
     # -- status / title ---------------------------------------------------------------------
+    def _show_warnings(self) -> None:
+        """Selection warnings (mostly black picture, title stand-ins...) after the status."""
+        warn = getattr(self.session, "warnings", None)
+        if warn:
+            self.status.setStyleSheet("color: #c80")
+            self.status.setText(self.status.text() + "\nWarning: " + "\nWarning: ".join(warn))
+
     def show_message(self, text: str) -> None:
         self.status.setStyleSheet("")
         self.status.setText(text)
