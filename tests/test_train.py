@@ -98,8 +98,10 @@ def test_torchrun_ddp_two_cpu_processes_matches_single_process(corpus, autoencod
     assert cli(_prior_args(corpus, autoencoder, one, 2)) == 0
     two = tmp_path / "two"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", "29517", "-m", "diffv2m", *_prior_args(
+    # --standalone: a free port of the OS's choosing (a fixed port failed with EADDRINUSE while
+    # another suite on the same machine ran this test).
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                          "--nproc_per_node", "2", "-m", "diffv2m", *_prior_args(
                               corpus, autoencoder, two, 2, ("--device", "cpu"))],
                          capture_output=True, text=True, timeout=600, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
