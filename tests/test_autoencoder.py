@@ -85,6 +85,7 @@ def test_snake_is_identity_plus_periodic_term():
     assert {n for n, _ in s.named_parameters()} == {"log_alpha", "log_beta"}
 
 
+@pytest.mark.numerics
 def test_remove_weight_norm_keeps_outputs():
     torch.manual_seed(0)
     ae = Autoencoder(TINY).eval()
@@ -158,6 +159,7 @@ def test_discriminator_and_hinge_loss():
     assert adv.discriminator_loss(x, x * 0.9).item() > 0
 
 
+@pytest.mark.numerics
 def test_decoder_onnx_export_parity(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)

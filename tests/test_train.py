@@ -18,6 +18,21 @@ from diffv2m.cli import main as cli
 from diffv2m.train.state import read_log
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Loss curves are compared between in-process runs and ``python -m diffv2m`` children: one
+    thread in both (torch.set_num_threads here, OMP_NUM_THREADS=1 for the children), so the
+    figure does not depend on the number of cores (or on which test module set it first)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _one_thread_env():
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     return tiny_corpus.build(tmp_path_factory.mktemp("corpus"))
@@ -66,9 +81,10 @@ def test_prior_trains_and_its_model_generates(corpus, autoencoder, tmp_path):
 
 def _run_cli(args, **kw):
     return subprocess.Popen([sys.executable, "-m", "diffv2m", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True, **kw)
+                            stderr=subprocess.PIPE, text=True, env=_one_thread_env(), **kw)
 
 
+@pytest.mark.numerics
 def test_killed_run_resumes_with_the_same_loss_curve(corpus, autoencoder, tmp_path):
     steps = 24
     ref = tmp_path / "uninterrupted"
@@ -93,11 +109,12 @@ def test_killed_run_resumes_with_the_same_loss_curve(corpus, autoencoder, tmp_pa
     np.testing.assert_allclose(resumed, expected, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.numerics
 def test_torchrun_ddp_two_cpu_processes_matches_single_process(corpus, autoencoder, tmp_path):
     one = tmp_path / "one"
     assert cli(_prior_args(corpus, autoencoder, one, 2)) == 0
     two = tmp_path / "two"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = _one_thread_env()
     # --standalone: a free port of the OS's choosing (a fixed port failed with EADDRINUSE while
     # another suite on the same machine ran this test).
     res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
@@ -139,6 +156,7 @@ def test_training_pixels_match_inference_pixels(backend):
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.numerics
 def test_audio_and_prior_packs_replace_the_media(corpus, autoencoder, tmp_path):
     """A run that made packs gives the same first losses as one that reads only the packs,
     with the manifest's media gone (how a GPU machine without PyAV trains)."""
