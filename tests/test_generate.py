@@ -105,6 +105,7 @@ def test_torch_backend_reduced_precision_is_close_but_not_fp32():
     a, b = full.denoise(**inp), half.denoise(**inp)
     assert b.dtype == np.float32 and b.shape == a.shape
     rel = np.abs(a - b).max() / np.abs(a).max()
+    # measured 0.0080-0.0086 under ATEN_CPU_CAPABILITY=default/avx2/avx512, ONEDNN_MAX_CPU_ISA=AVX2
     assert 0 < rel < 0.1, rel
     with pytest.raises(UserError, match="unknown precision"):
         load_backend(precision="fp8")
