@@ -148,7 +148,8 @@ def encode_latents(autoencoder: torch.nn.Module, clips: list[dict], sample_rate:
 def load_autoencoder(path: Path) -> tuple[torch.nn.Module, ModelConfig]:
     """The autoencoder part of a checkpoint written by ``train autoencoder`` (or a full model)."""
     from safetensors import safe_open
-    from ..models.autoencoder import Autoencoder
+
+    from ..models.diffv2m import autoencoder_for
     if not path.is_file():
         raise UserError(f"{path}: no such autoencoder checkpoint")
     with safe_open(str(path), framework="pt") as f:
@@ -158,7 +159,7 @@ def load_autoencoder(path: Path) -> tuple[torch.nn.Module, ModelConfig]:
         config = ModelConfig.from_json(meta["config"])
         sd = {k[len("autoencoder."):]: f.get_tensor(k) for k in f.keys()
               if k.startswith("autoencoder.")}
-    ae = Autoencoder(config.autoencoder)
+    ae = autoencoder_for(config)
     ae.load_state_dict(sd)
     return ae.eval().requires_grad_(False), config
 
@@ -176,6 +177,9 @@ def train_prior(args: argparse.Namespace) -> Path:
     if args.config:                            # the named config, with the trained autoencoder
         from ..config import resolve_config
         config = resolve_config(args.config)
+        if config.latent_family != ae_config.latent_family:
+            raise UserError(f"{args.autoencoder}: a {ae_config.latent_family!r} autoencoder; "
+                            f"config {args.config!r} is of the {config.latent_family!r} family")
         config.autoencoder = ae_config.autoencoder
     ae.to(info.device)
 
@@ -186,12 +190,16 @@ def train_prior(args: argparse.Namespace) -> Path:
         data, clips = load_prior_data(Path(args.manifest), "train",
                                       seconds=config.window_seconds,
                                       image_size=config.semantic.image_size,
-                                      sample_rate=config.sample_rate,
+                                      sample_rate=config.analysis_rate,
                                       cue_channels=config.dit.cue_channels,
                                       latent_frames=config.latent_frames,
                                       latent_rate=config.autoencoder.latent_rate)
-        data.latents = encode_latents(ae, clips, config.sample_rate, config.autoencoder.hop,
-                                      config.latent_frames, info.device)
+        if config.latent_family == "score":
+            from .score_autoencoder import encode_score_latents
+            data.latents = encode_score_latents(ae, clips, config.latent_frames, info.device)
+        else:
+            data.latents = encode_latents(ae, clips, config.sample_rate, config.autoencoder.hop,
+                                          config.latent_frames, info.device)
         data.meta = {"autoencoder": ae_hash, "manifest": str(args.manifest),
                      "cue_channels": config.dit.cue_channels}
         pack.parent.mkdir(parents=True, exist_ok=True)
