@@ -160,3 +160,19 @@ def _standin_render(score: Score, sample_rate: int) -> np.ndarray:
     peak = float(np.max(np.abs(mono))) or 1.0
     mono = mono * np.float32(0.5 / peak) if peak > 0.5 else mono
     return np.concatenate([mono, mono]).astype(np.float32)
+
+
+def check_renderer(soundfont: str | None = None) -> None:
+    """Fail with one line, before any work, when the take could not be rendered."""
+    from pathlib import Path
+
+    from ..errors import UserError
+    try:
+        from .render import find_soundfont
+    except ImportError:
+        from ..data.music import check_tools
+        if soundfont is not None and not Path(soundfont).is_file():
+            raise UserError(f"{soundfont}: no such SoundFont file") from None
+        check_tools()
+        return
+    find_soundfont(soundfont)
