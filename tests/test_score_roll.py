@@ -137,3 +137,31 @@ def test_note_f1():
     assert note_f1(a[:1], a)["recall"] == pytest.approx(1 / 3)
     assert note_f1(a, a[:2], pitched_only=True)["f1"] == 1.0
     assert note_f1([], [])["f1"] == 1.0 and note_f1(a, [])["f1"] == 0.0
+
+
+def test_corpus_builder_writes_clip_scores_and_they_can_be_recomputed(tmp_path):
+    """The builder writes every clip's ``.roll.npz``; ``corpus scores`` re-plans the corpus
+    (no rendering) and writes the same score for a missing sidecar."""
+    from diffv2m.cli import main as cli
+    from diffv2m.data.corpus import build_corpus
+    out = tmp_path / "c"
+    rep = build_corpus(out, minutes=0.35, seed=0)
+    paths = [scores.roll_path(out, r) for r in rep.records]
+    assert len(paths) >= 2 and all(p.is_file() for p in paths)
+    first, roll = scores.load_score(paths[0])
+    assert first.notes and roll.shape == (4, 3, 128, int(rep.records[0]["duration"] * RATE))
+    assert first.ensemble.name == rep.records[0]["ensemble"]
+    assert {n.track for n in first.notes} & {"melody"}
+    # onsets of the score are the manifest's onsets (the builder's own note list)
+    pitched = sorted({round(n.start, 4) for n in first.notes if n.track != "drums"})
+    np.testing.assert_allclose(pitched, np.round(rep.records[0]["onset_times"], 4), atol=2e-4)
+    before = paths[1].read_bytes()
+    paths[1].unlink()
+    mtime = paths[0].stat().st_mtime_ns
+    assert cli(["corpus", "scores", str(out), "--quiet"]) == 0
+    assert paths[1].is_file() and paths[0].stat().st_mtime_ns == mtime
+    a, ra = scores.load_score(paths[1])
+    b_path = tmp_path / "before.roll.npz"
+    b_path.write_bytes(before)
+    b, rb = scores.load_score(b_path)
+    assert a.notes == b.notes and np.array_equal(ra, rb)
