@@ -96,7 +96,8 @@ def score_from_probabilities(prob: np.ndarray, *, duration: float, rate: float,
 # ------------------------------------------------------------------ rendering glue
 # The one place that calls the renderer (diffv2m.score.render: notes -> MIDI -> FluidSynth).
 # Until that module is present, a minimal stand-in renders through the corpus's own MIDI
-# writer and FluidSynth call (mono, duplicated to stereo, peak-normalised).
+# writer and FluidSynth program, one track at a time (mono, duplicated to stereo), the mix
+# being the sum of the tracks, all scaled by one gain (peak at most 0.5).
 
 def render_audio(score: Score, sample_rate: int, soundfont: str | None = None) -> np.ndarray:
     """``[2, round(duration * sample_rate)]`` float32."""
@@ -112,9 +113,7 @@ def render_track_stems(score: Score, sample_rate: int,
     try:
         from .render import render_stems
     except ImportError:
-        return {t: _standin_render(Score([n for n in score.notes if n.track == t],
-                                         score.ensemble, score.duration), sample_rate)
-                for t in TRACKS}
+        return _standin_stems(score, sample_rate)
     return render_stems(score, sample_rate=sample_rate, soundfont=soundfont)
 
 
@@ -154,12 +153,31 @@ def _standin_midi(score: Score) -> bytes:
     return midi_bytes([(t, m) for t, _, m in ev])
 
 
-def _standin_render(score: Score, sample_rate: int) -> np.ndarray:
+def _standin_raw(score: Score, sample_rate: int) -> np.ndarray:
     from ..data.music import render_midi
     mono = render_midi(_standin_midi(score), sample_rate, score.duration)
-    peak = float(np.max(np.abs(mono))) or 1.0
-    mono = mono * np.float32(0.5 / peak) if peak > 0.5 else mono
     return np.concatenate([mono, mono]).astype(np.float32)
+
+
+def _standin_gain(mix: np.ndarray) -> np.float32:
+    peak = float(np.max(np.abs(mix)))
+    return np.float32(0.5 / peak if peak > 0.5 else 1.0)
+
+
+def _standin_stems(score: Score, sample_rate: int) -> dict[str, np.ndarray]:
+    """Each track rendered alone, all scaled by the gain of their sum (the mix)."""
+    stems = {t: _standin_raw(Score([n for n in score.notes if n.track == t], score.ensemble,
+                                   score.duration), sample_rate) for t in TRACKS}
+    gain = _standin_gain(sum(stems.values()))
+    return {t: a * gain for t, a in stems.items()}
+
+
+def _standin_render(score: Score, sample_rate: int) -> np.ndarray:
+    stems = _standin_stems(score, sample_rate)
+    mix = np.zeros_like(stems[TRACKS[0]])
+    for t in TRACKS:
+        mix += stems[t]
+    return mix
 
 
 def check_renderer(soundfont: str | None = None) -> None:
