@@ -41,6 +41,29 @@ class AutoencoderConfig:
 
 
 @dataclass
+class ScoreAutoencoderConfig:
+    """The score family's autoencoder (``diffv2m.models.score_autoencoder``): a multi-track
+    piano roll at ``frame_rate`` (the cue track's 24 frames/s) -> a continuous latent at
+    ``frame_rate / hop`` that the DiT denoises -> note probabilities (DESIGN.md section 3).
+
+    ``sample_rate`` / ``audio_channels`` are what a take is rendered at by default (FluidSynth,
+    48 kHz stereo); ``analysis_rate`` is the corpus audio rate the training features use."""
+    frame_rate: float = 24.0
+    pitch_low: int = 24             # roll pitch range [pitch_low, pitch_low + pitches)
+    pitches: int = 72               # (GM drum keys 35..81 fall in the same range)
+    hidden: int = 128
+    hop: int = 2                    # roll frames per latent frame
+    latent_dim: int = 16
+    sample_rate: int = 48000
+    audio_channels: int = 2
+    analysis_rate: int = 24000
+
+    @property
+    def latent_rate(self) -> float:
+        return self.frame_rate / self.hop
+
+
+@dataclass
 class SemanticEncoderConfig:
     """The image encoder producing one semantic token per second."""
     backend: str = "cnn"            # "cnn" (trained here) or "open_clip" (local weights)
@@ -98,12 +121,14 @@ class DiTConfig:
 @dataclass
 class ModelConfig:
     name: str = "small"
+    latent_family: str = "audio"    # "audio" (waveform VAE) or "score" (piano-roll AE)
     window_seconds: int = 10        # one DiT window; longer music is made in overlapping windows
     overlap_seconds: int = 2
     semantic_dim: int = 128         # = semantic.out_dim (512 for CLIP)
     colour_dim: int = 3072
     latent_scale: float = 1.0       # DiT works on z / latent_scale (std of training latents)
-    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    # the latent family's autoencoder: AutoencoderConfig ("audio") or ScoreAutoencoderConfig
+    autoencoder: AutoencoderConfig | ScoreAutoencoderConfig = field(default_factory=AutoencoderConfig)
     semantic: SemanticEncoderConfig = field(default_factory=SemanticEncoderConfig)
     rhythm: RhythmPredictorConfig = field(default_factory=RhythmPredictorConfig)
     dit: DiTConfig = field(default_factory=DiTConfig)
@@ -111,6 +136,11 @@ class ModelConfig:
     @property
     def sample_rate(self) -> int:
         return self.autoencoder.sample_rate
+
+    @property
+    def analysis_rate(self) -> int:
+        """Sample rate the training features (ground-truth ODF) are computed at."""
+        return getattr(self.autoencoder, "analysis_rate", self.autoencoder.sample_rate)
 
     @property
     def latent_frames(self) -> int:
@@ -126,7 +156,8 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
         d = dict(d)
-        sub = {"autoencoder": AutoencoderConfig, "semantic": SemanticEncoderConfig,
+        ae = ScoreAutoencoderConfig if d.get("latent_family") == "score" else AutoencoderConfig
+        sub = {"autoencoder": ae, "semantic": SemanticEncoderConfig,
                "rhythm": RhythmPredictorConfig, "dit": DiTConfig}
         for key, klass in sub.items():
             if key in d and isinstance(d[key], dict):
@@ -154,6 +185,16 @@ def small_config() -> ModelConfig:
     )
 
 
+def score_config() -> ModelConfig:
+    """The score family on the ``small`` networks: the same DiT, rhythm predictor and
+    semantic encoder, denoising a 16-channel piano-roll latent at 12 frames/s."""
+    cfg = small_config()
+    cfg.name = "score"
+    cfg.latent_family = "score"
+    cfg.autoencoder = ScoreAutoencoderConfig()
+    return cfg
+
+
 def paper_config() -> ModelConfig:
     """The published Diff-V2M sizes (DESIGN.md section 2)."""
     return ModelConfig(
@@ -176,7 +217,7 @@ def paper_config() -> ModelConfig:
     )
 
 
-CONFIGS = {"small": small_config, "paper": paper_config}
+CONFIGS = {"small": small_config, "score": score_config, "paper": paper_config}
 
 
 def get_config(name: str) -> ModelConfig:

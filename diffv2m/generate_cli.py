@@ -19,6 +19,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", default="dpmpp-2m", help="dpmpp-2m | euler | ddim")
     p.add_argument("--style", type=int, default=1, choices=(0, 1, 2),
                    help="class token: 0 calm, 1 moderate, 2 energetic (default 1)")
+    p.add_argument("--model", choices=("score", "audio"), default=None,
+                   help="embedded model: score (notes rendered by FluidSynth; default) or "
+                        "audio (the waveform-latent model); ignored with --checkpoint")
+    p.add_argument("--midi", help="score model: also write the notes as a MIDI file")
+    p.add_argument("--stems", help="score model: also write one WAV per track into this "
+                                   "new (or empty) folder")
+    p.add_argument("--ensemble", help="score model: instruments (default: from the mood); "
+                                      "one of the corpus ensembles, e.g. piano, strings")
+    p.add_argument("--sample-rate", type=int, default=None,
+                   help="score model: output rate (default 48000, stereo)")
+    p.add_argument("--soundfont", help="score model: General-MIDI SoundFont (.sf2); "
+                                       "default: the system's")
     p.add_argument("--start", type=float, default=0.0, help="start of the range, seconds")
     p.add_argument("--end", type=float, default=None, help="end of the range, seconds")
     p.add_argument("--mux", help="also write a preview MP4 with the music")
@@ -36,12 +48,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def embedded_model(args) -> str:
+    """``--model``, or the default: the score model when it is installed, else audio."""
+    from . import assets
+    if getattr(args, "model", None):
+        return args.model
+    return (assets.DEFAULT_MODEL if assets.model_checkpoint(assets.DEFAULT_MODEL).exists()
+            or (assets.model_onnx_dir(assets.DEFAULT_MODEL) / "manifest.json").exists()
+            else "audio")
+
+
 def make_backend(args):
-    """Pick the backend: ONNX Runtime for the embedded graphs when present, else torch.
+    """Pick the backend: ONNX Runtime for the model's exported graphs when present, else torch.
 
     An ``--onnx-dir`` that is missing, or lacks a manifest or a graph, is an error (never a
     silent fall back to torch); it also selects the ONNX backend.
     """
+    from . import assets
+    model = embedded_model(args)
     want = args.backend
     if args.onnx_dir is not None:
         if want == "torch" or args.checkpoint is not None:
@@ -53,8 +77,8 @@ def make_backend(args):
     if want == "auto" and (args.device != "cpu" or args.precision != "fp32"):
         want = "torch"                   # a GPU / precision choice is a torch-backend choice
     if want == "auto":
-        from .assets import default_onnx_dir
-        want = "onnx" if (args.checkpoint is None and (default_onnx_dir() / "manifest.json").exists()) else "torch"
+        onnx_dir = assets.model_onnx_dir(model)
+        want = "onnx" if (args.checkpoint is None and (onnx_dir / "manifest.json").exists()) else "torch"
         if want == "torch":
             try:
                 import torch  # noqa: F401
@@ -66,9 +90,14 @@ def make_backend(args):
             raise UserError("--device/--precision apply to --backend torch; the ONNX runtime "
                             "picks TensorRT / CUDA / CPU providers itself")
         from .export.runtime import load_runtime
-        return load_runtime(args.onnx_dir, threads=args.threads)
+        return load_runtime(args.onnx_dir or assets.model_onnx_dir(model), threads=args.threads)
     from .pipeline import load_backend
-    return load_backend(args.checkpoint, threads=args.threads, device=args.device,
+    checkpoint = args.checkpoint
+    if checkpoint is None and model != "audio":
+        checkpoint = assets.model_checkpoint(model)
+        if not checkpoint.exists():
+            raise UserError(f"{checkpoint}: the embedded {model} model is missing from this install")
+    return load_backend(checkpoint, threads=args.threads, device=args.device,
                         precision=args.precision)
 
 
@@ -93,6 +122,25 @@ def check_options(args) -> Settings:
     return settings
 
 
+def check_family_options(args, backend, settings: Settings) -> Settings:
+    """The options that only a score-family model takes (checked once the model is known,
+    before any feature is computed); returns ``settings`` with them filled in."""
+    import dataclasses
+    if backend.config.latent_family != "score":
+        for flag, value in (("--midi", args.midi), ("--stems", args.stems),
+                            ("--ensemble", args.ensemble), ("--soundfont", args.soundfont)):
+            if value:
+                raise UserError(f"{flag}: needs a score-family model (--model score); "
+                                f"{backend.config.name!r} makes audio directly")
+        if args.sample_rate not in (None, backend.config.sample_rate):
+            raise UserError(f"--sample-rate {args.sample_rate}: the audio model makes "
+                            f"{backend.config.sample_rate} Hz only")
+        return settings
+    from .score.take import check_renderer
+    check_renderer(args.soundfont)
+    return dataclasses.replace(settings, ensemble=args.ensemble, sample_rate=args.sample_rate)
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from . import jobs, media
@@ -114,10 +162,24 @@ def main(argv: list[str]) -> int:
         if resolved(args.mux) == resolved(out):
             raise UserError(f"{args.mux}: the same path is given for the take and the preview")
     source = media.FileFrameSource(video, start=args.start, end=args.end)  # bad input fails first
-    with tx:                     # the take and the preview appear together, or neither does
+    if args.midi or args.stems:
+        from .score.files import check_outputs
+        check_outputs(args.midi, args.stems)
+    if args.sample_rate is not None and not 8000 <= args.sample_rate <= 192000:
+        raise UserError(f"--sample-rate {args.sample_rate}: must be within 8000..192000")
+    if args.ensemble:
+        from .score.take import ensemble
+        ensemble(args.ensemble)                                # an unknown name: one line
+    with tx:                     # every output appears together at the end, or none does
         tmp_out = tx.add(out, "take")                 # an unwritable folder fails here, at once
         tmp_mux = tx.add(args.mux, "preview") if args.mux else None
+        tmp_midi = tx.add(args.midi, "MIDI file") if args.midi else None
+        tmp_stems = None
+        if args.stems:
+            from .score.files import stem_paths
+            tmp_stems = {t: tx.add(p, f"{t} stem") for t, p in stem_paths(args.stems).items()}
         backend = make_backend(args)
+        settings = check_family_options(args, backend, settings)
         cache = None
         if not args.no_cache:
             root = jobs.usable_cache_dir()
@@ -126,8 +188,13 @@ def main(argv: list[str]) -> int:
             take = jobs.generate_file(backend, video, tmp_out, settings=settings,
                                       start=args.start, end=args.end, mux=tmp_mux,
                                       cache_dir=cache, model_id=getattr(backend, "model_id", ""),
-                                      progress=progress, source=source)
+                                      progress=progress, source=source, midi=tmp_midi,
+                                      stems=tmp_stems, soundfont=args.soundfont)
     print(f"{out}  ({take.duration:.2f} s, seed {args.seed}, {backend.name})")
+    if args.midi:
+        print(f"{args.midi}  (MIDI, {len(take.score.notes)} notes, {take.score.ensemble.name})")
+    if args.stems:
+        print(f"{args.stems}  (stems)")
     if args.mux:
         print(f"{args.mux}  (preview)")
     return 0

@@ -106,23 +106,42 @@ def generate_file(backend: Backend, video_path: str | os.PathLike, out: str | os
                   settings: Settings, start: float = 0.0, end: float | None = None,
                   mux: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
                   model_id: str = "", progress: Progress | None = None,
-                  source: Any = None) -> Take:
+                  source: Any = None, midi: str | os.PathLike | None = None,
+                  stems: dict[str, str | os.PathLike] | None = None,
+                  soundfont: str | None = None) -> Take:
     """Video (range) -> music file (and optionally a preview MP4 with the music muxed in).
 
     ``source``: the already-probed ``media.FileFrameSource`` of that range, if the caller
     has one (the CLI checks the input first), so the file is not probed twice.
+    Score-family models also write ``midi`` (a Standard MIDI File) and ``stems`` (one WAV
+    per track: ``{track: path}``, see :func:`diffv2m.score.files.stem_paths`).
     """
     from . import media
     video_path = Path(video_path)
+    if (midi is not None or stems) and backend.config.latent_family != "score":
+        raise UserError(f"{midi or next(iter(stems.values()))}: MIDI and stems come from a "
+                        "score-family model (--model score)")
     if source is None:
         source = media.FileFrameSource(video_path, start=start, end=end)
     if source.duration <= 0:
         raise UserError(f"{video_path}: the selected range is empty")
     conditions = video_conditions(backend, source, cls=settings.cls, cache_dir=cache_dir,
                                   progress=progress)
-    take = synthesis.synthesise(backend, conditions, settings, progress=progress)
-    write_take(take, out, {"video": str(video_path), "start": start, "end": end,
-                           "model": model_id})
+    take = synthesis.synthesise(backend, conditions, settings, progress=progress,
+                                soundfont=soundfont)
+    extra = {"video": str(video_path), "start": start, "end": end, "model": model_id}
+    stem_audio = None
+    if stems is not None:                        # rendered before anything is written
+        from .score.take import render_track_stems
+        stem_audio = render_track_stems(take.score, take.sample_rate, soundfont)
+    write_take(take, out, extra)
+    if midi is not None:
+        from .score.files import write_midi_file
+        from .score.take import midi_file_bytes
+        write_midi_file(midi, midi_file_bytes(take.score))
+    if stem_audio is not None:
+        from .score.files import write_stems
+        write_stems(stems, stem_audio, take.sample_rate, {**take.metadata(), **extra})
     if mux:
         media.mux(video_path, out, mux, start=start, end=end, progress=progress)
     return take

@@ -52,10 +52,17 @@ class Settings:
     cfg_scale: float = 3.0
     sampler: str = "dpmpp-2m"
     cls: int = 1
+    # score family only: the instruments (None: from the mood) and the render rate (None:
+    # the model's default, 48 kHz)
+    ensemble: str | None = None
+    sample_rate: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seed": int(self.seed), "steps": int(self.steps), "cfg_scale": float(self.cfg_scale),
-                "sampler": self.sampler, "cls": int(self.cls)}
+        d = {"seed": int(self.seed), "steps": int(self.steps), "cfg_scale": float(self.cfg_scale),
+             "sampler": self.sampler, "cls": int(self.cls)}
+        if self.ensemble is not None:
+            d["ensemble"] = self.ensemble
+        return d
 
 
 @dataclass
@@ -87,14 +94,19 @@ class Take:
     conditions: Conditions
     backend: str
     timings: dict[str, float] = field(default_factory=dict)
+    score: Any = None         # score family: the notes (diffv2m.score.events.Score)
 
     @property
     def duration(self) -> float:
         return self.audio.shape[-1] / self.sample_rate
 
     def metadata(self) -> dict[str, Any]:
-        return {"generator": "diffv2m", "backend": self.backend, **self.settings.to_dict(),
+        meta = {"generator": "diffv2m", "backend": self.backend, **self.settings.to_dict(),
                 "duration": round(self.duration, 6)}
+        if self.score is not None:
+            meta["ensemble"] = self.score.ensemble.name
+            meta["notes"] = len(self.score.notes)
+        return meta
 
 
 def _notify(progress: Progress | None, stage: str, done: int, total: int) -> None:
@@ -220,8 +232,11 @@ def stitch(pieces: list[tuple[int, np.ndarray]], odf: np.ndarray, sr: int, total
 
 
 def synthesise(backend: Backend, conditions: Conditions, settings: Settings, *,
-               progress: Progress | None = None) -> Take:
-    """Sample music for ``conditions`` with ``backend``; deterministic for a given seed."""
+               progress: Progress | None = None, soundfont: str | None = None) -> Take:
+    """Sample music for ``conditions`` with ``backend``; deterministic for a given seed.
+
+    Score family: the decoded notes are rendered with FluidSynth (``soundfont``: the GM
+    SoundFont, default the system's) and kept in ``Take.score``."""
     from .settings_limits import check_settings
     check_settings(settings)
     cfg = backend.config
@@ -268,8 +283,35 @@ def synthesise(backend: Backend, conditions: Conditions, settings: Settings, *,
         timings["decoding"] += time.perf_counter() - t1
         pieces.append((s, audio))
     _notify(progress, "decoding audio", len(starts), len(starts))
+    if cfg.latent_family == "score":               # note probabilities -> notes -> audio
+        return _score_take(backend, conditions, settings, pieces, timings, progress, soundfont)
     total = int(round(conditions.duration * sr))
     audio = stitch(pieces, conditions.odf, sr, max(total, 1), W)
     audio = np.clip(audio, -1.0, 1.0)
     return Take(audio=audio, sample_rate=sr, settings=settings, conditions=conditions,
                 backend=backend.name, timings=timings)
+
+
+def _score_take(backend: Backend, conditions: Conditions, settings: Settings,
+                pieces: list[tuple[int, np.ndarray]], timings: dict[str, float],
+                progress: Progress | None, soundfont: str | None = None) -> Take:
+    """The score family's take: windows of note probabilities -> one Score -> audio."""
+    from .score import take as score_take
+    ae = backend.config.autoencoder
+    rate = ae.frame_rate
+    t0 = time.perf_counter()
+    prob = score_take.stitch_rolls(pieces, conditions.odf, rate,
+                                   max(1, int(round(conditions.duration * rate))),
+                                   backend.config.window_seconds)
+    score = score_take.score_from_probabilities(prob, duration=conditions.duration, rate=rate,
+                                                pitch_low=ae.pitch_low, cls=settings.cls,
+                                                ensemble_name=settings.ensemble)
+    t1 = time.perf_counter()
+    _notify(progress, "rendering", 0, 1)
+    sr = int(settings.sample_rate or ae.sample_rate)
+    audio = score_take.render_audio(score, sr, soundfont)
+    _notify(progress, "rendering", 1, 1)
+    timings["decoding"] += t1 - t0
+    timings["rendering"] = time.perf_counter() - t1
+    return Take(audio=audio, sample_rate=sr, settings=settings, conditions=conditions,
+                backend=backend.name, timings=timings, score=score)

@@ -13,7 +13,9 @@ dit                x [batch,C,frames], t [batch], semantic [batch,seconds,d],   
                    cls [batch] i64, seconds_start [batch], seconds_total [batch]
                    (+ cues [batch,K,frames] when the config has a cue track)
 decoder            z [batch,C,frames]  (computes ``decode(z * latent_scale)``)    audio [batch,ch,samples]
-encoder            audio [batch,ch,samples]                                      mean [batch,C,frames]
+                   score family: note probabilities      roll [batch,4,3,P,roll_frames]
+encoder            audio [batch,ch,samples] (score family: roll [batch,4,3,P,    mean [batch,C,frames]
+                   roll_frames])
 =================  ===========================================================  ==============
 
 Choices (measured here with torch 2.13, onnx 1.23, onnxruntime 1.32):
@@ -83,6 +85,18 @@ class _Decoder(nn.Module):
         return self.decoder(z * self.latent_scale)
 
 
+class _ScoreDecoder(nn.Module):
+    """Score family: ``z -> note probabilities decode(z * latent_scale)`` [B, 4, 3, P, F]."""
+
+    def __init__(self, autoencoder: nn.Module, latent_scale: float):
+        super().__init__()
+        self.ae = autoencoder
+        self.latent_scale = float(latent_scale)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.ae.decode(z * self.latent_scale)
+
+
 class _Encoder(nn.Module):
     """``audio -> mean`` (the deterministic latent, unscaled: DiT latents are mean / scale)."""
 
@@ -129,6 +143,14 @@ def graph_specs(model: nn.Module, config: ModelConfig) -> dict[str, dict[str, An
         outputs={"v": {0: "batch", 2: "frames"}},
         # the released wiring feeds rhythm tokens to the emotion cross-attention: colour unused
         may_prune=("colour",) if config.dit.published_wiring else ())
+    if config.latent_family == "score":       # note probabilities in the roll layout
+        specs["decoder"] = dict(module=_ScoreDecoder(ae, config.latent_scale),
+                                inputs={"z": {0: "batch", 2: "frames"}},
+                                outputs={"roll": {0: "batch", 4: "roll_frames"}})
+        specs["encoder"] = dict(module=_Encoder(ae),
+                                inputs={"roll": {0: "batch", 4: "roll_frames"}},
+                                outputs={"mean": {0: "batch", 2: "frames"}})
+        return specs
     specs["decoder"] = dict(module=_Decoder(ae, config.latent_scale),
                             inputs={"z": {0: "batch", 2: "frames"}},
                             outputs={"audio": {0: "batch", 2: "samples"}})
@@ -166,6 +188,10 @@ def example_inputs(name: str, config: ModelConfig, *, batch: int = 2, seconds: i
                    if config.dit.cue_channels else {})}
     if name == "decoder":
         return {"z": rng.standard_normal((batch, C, frames)).astype(f32)}
+    if name == "encoder" and config.latent_family == "score":
+        ae = config.autoencoder
+        roll = (rng.random((batch, 4, 3, ae.pitches, frames * ae.hop)) > 0.97).astype(f32)
+        return {"roll": roll}
     if name == "encoder":
         hop = config.autoencoder.hop
         return {"audio": (0.3 * rng.standard_normal((batch, ch, frames * hop))).astype(f32)}

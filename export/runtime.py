@@ -264,7 +264,9 @@ class OrtBackend:
             if "encoder" not in self.manifest["graphs"]:
                 raise UserError(f"{self.onnx_dir}: no encoder graph in this export")
             g = self.graphs["encoder"] = self._open_graph("encoder")
-        return np.asarray(g.run({"audio": np.ascontiguousarray(audio, np.float32)}), np.float32)
+        # "audio" for the waveform family, "roll" [B, 4, 3, P, F] for the score family
+        return np.asarray(g.run({g.input_names[0]: np.ascontiguousarray(audio, np.float32)}),
+                          np.float32)
 
 
 def _engine_runners(onnx_dir: Path, manifest: dict[str, Any], engine_cache, notes: list[str],

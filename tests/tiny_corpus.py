@@ -51,3 +51,37 @@ def build(root: Path, n: int = 6) -> Path:
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     (root / "tiny.json").write_text(tiny_config().to_json())
     return manifest
+
+
+def tiny_score_config() -> ModelConfig:
+    """The tiny networks on the score family (piano-roll latent at 12 frames/s)."""
+    from diffv2m.config import ScoreAutoencoderConfig
+    cfg = tiny_config()
+    cfg.name = "tiny-score"
+    cfg.latent_family = "score"
+    cfg.autoencoder = ScoreAutoencoderConfig(hidden=16, latent_dim=4)
+    return cfg
+
+
+def build_score(root: Path, n: int = 6) -> Path:
+    """:func:`build`, plus each clip's score sidecar: a melody, a bass and drums on the click
+    track's beats (repeated notes included), as the corpus builder writes them."""
+    from diffv2m.data.scores import save_score
+    from diffv2m.score.events import Ensemble, Note, Score
+    manifest = build(root, n)
+    for i in range(n):
+        bpm = 90 + 15 * i
+        beat = 60.0 / bpm
+        notes = []
+        for k in range(int(4 / beat)):
+            t = k * beat
+            scale = (60, 62, 64, 65, 67, 69, 71, 72) if i % 2 else (57, 59, 60, 62, 64, 65, 67, 69)
+            notes.append(Note("melody", scale[(k * (i + 1)) % 8], t, t + 0.9 * beat, 70 + 5 * (k % 4)))
+            notes.append(Note("bass", 36 + (k // 2) % 5, t, t + 0.45 * beat, 80))
+            notes.append(Note("drums", 36 if k % 2 == 0 else 38, t, t + 0.06, 100))
+            notes.append(Note("drums", 42, t, t + 0.06, 60))
+        score = Score(notes=[x for x in notes if x.start < 4.0], duration=4.0,
+                      ensemble=Ensemble("piano", {"melody": 0, "bass": 32}))
+        save_score(root / f"clip{i}.roll.npz", score)
+    (root / "tiny_score.json").write_text(tiny_score_config().to_json())
+    return manifest

@@ -9,7 +9,8 @@ Two phases:
    workers, so the manifest is the same whatever ``workers`` is.
 2. Render: each piece with a missing clip is rendered once with FluidSynth and cut into its
    clips; each clip's MP4, WAV and a sidecar ``clips/ID.json`` (written last) go through
-   atomic renames.  A clip is complete when its sidecar equals its planned record and both
+   atomic renames.  Every clip's score (its exact notes, ``clips/ID.roll.npz``,
+   :mod:`diffv2m.data.scores`) is written from the plan, without rendering.  A clip is complete when its sidecar equals its planned record and both
    media files exist; complete clips are skipped, so an interrupted build resumes.
 """
 from __future__ import annotations
@@ -312,6 +313,9 @@ def build_corpus(out_dir: str | Path, *, minutes: float, seed: int, clip_seconds
                 write_manifest(out_dir / "manifest.jsonl",
                                [r for r in records if r["id"] in complete])
                 last_write = time.monotonic()
+        from .scores import write_plan_rolls
+        for p in plans:                          # each clip's score sidecar (no rendering)
+            write_plan_rolls(p, out_dir, settings.clip_seconds)
         write_manifest(out_dir / "manifest.jsonl", records)
         if pool is not None:
             pool.close()

@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--size", type=_size, default=(128, 72), help="WIDTHxHEIGHT (even numbers)")
     b.add_argument("--workers", type=int, default=1, help="processes (result does not depend on it)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    r = sub.add_parser("scores", help="write the clips' score sidecars (clips/ID.roll.npz) of an "
+                                      "existing corpus without rendering anything")
+    r.add_argument("out_dir", metavar="CORPUS_DIR")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
@@ -46,6 +50,12 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from ..progress import cli_progress
     from .corpus import build_corpus
+    if args.action == "scores":
+        from .scores import write_rolls
+        with cli_progress(disable=args.quiet) as progress:
+            n = write_rolls(args.out_dir, progress=progress)
+        print(f"{args.out_dir}: {n} clip scores written", file=sys.stderr)
+        return 0
     with cli_progress(disable=args.quiet) as progress:
         rep = build_corpus(args.out_dir, minutes=args.minutes, seed=args.seed,
                            clip_seconds=args.clip_seconds, sample_rate=args.sample_rate,

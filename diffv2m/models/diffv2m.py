@@ -2,8 +2,9 @@
 
 Children (checkpoint keys are prefixed by these names):
 
-* ``autoencoder``      :class:`diffv2m.models.autoencoder.Autoencoder` (waveform VAE, frozen
-                       while the prior trains)
+* ``autoencoder``      :class:`diffv2m.models.autoencoder.Autoencoder` (waveform VAE) or, for
+                       ``latent_family = "score"``, :class:`.score_autoencoder.ScoreAutoencoder`
+                       (frozen while the prior trains)
 * ``semantic_encoder`` :class:`.semantic_cnn.SemanticCNN` for backend ``"cnn"``; ``nn.Identity``
                        for ``"open_clip"`` (CLIP features arrive precomputed)
 * ``rhythm_predictor`` :class:`.rhythm_predictor.RhythmPredictor`
@@ -21,6 +22,15 @@ from .rhythm_predictor import RhythmPredictor
 from .semantic_cnn import SemanticCNN
 
 
+def autoencoder_for(config: ModelConfig) -> nn.Module:
+    """The latent family's autoencoder: the waveform VAE ("audio") or the score AE ("score")."""
+    if config.latent_family == "score":
+        from .score_autoencoder import ScoreAutoencoder
+        return ScoreAutoencoder(config.autoencoder)
+    from .autoencoder import Autoencoder
+    return Autoencoder(config.autoencoder)
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -35,8 +45,7 @@ class DiffV2M(nn.Module):
         super().__init__()
         self.config = config
         if autoencoder is None:
-            from .autoencoder import Autoencoder
-            autoencoder = Autoencoder(config.autoencoder)
+            autoencoder = autoencoder_for(config)
         elif not isinstance(autoencoder, nn.Module):
             autoencoder = autoencoder(config.autoencoder)
         self.autoencoder = autoencoder

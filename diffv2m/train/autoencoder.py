@@ -1,4 +1,5 @@
-"""``diffv2m train autoencoder``: the waveform VAE on random crops of the corpus music.
+"""``diffv2m train autoencoder``: the waveform VAE on random crops of the corpus music (the
+score family's piano-roll autoencoder trains in :mod:`.score_autoencoder`, chosen by config).
 
 Loss (CPU-friendly; adversarial terms optional behind ``--adversarial``):
 
@@ -55,8 +56,11 @@ def train_autoencoder(args: argparse.Namespace) -> Path:
     from ..models.audio_losses import AutoencoderLoss
     from ..models.autoencoder import Autoencoder
 
-    info = distributed.setup(args.device)
     config = resolve_config(args.config)
+    if config.latent_family == "score":           # the piano-roll autoencoder
+        from .score_autoencoder import train_score_autoencoder
+        return train_score_autoencoder(args, config)
+    info = distributed.setup(args.device)
     torch.manual_seed(args.seed)
     run = Path(args.run_dir)
     pack = Path(args.pack) if args.pack else None
@@ -162,7 +166,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", help="corpus manifest.jsonl")
     p.add_argument("--run-dir", required=True, help="folder for checkpoints and logs (resumes)")
     p.add_argument("--out", help="final EMA weights (default RUN_DIR/autoencoder.safetensors)")
-    p.add_argument("--config", default="small", help="model config (small | paper)")
+    p.add_argument("--config", default="small",
+                   help="model config (small | score | paper, or a JSON file); its latent "
+                        "family picks the autoencoder: waveform VAE or piano-roll autoencoder")
     p.add_argument("--pack", default=None,
                    help="audio pack: the train clips' music in one file, made on first use; "
                         "when it exists the manifest's media are not read")
@@ -178,6 +184,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adversarial", action="store_true", help="add the STFT discriminator loss")
     p.add_argument("--adversarial-start", type=int, default=0,
                    help="step from which the discriminator trains")
+    p.add_argument("--transpose", type=int, default=0,
+                   help="score family: random transposition of pitched tracks, +-semitones")
     p.add_argument("--save-every", type=int, default=200)
     p.add_argument("--val-samples", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)

@@ -85,6 +85,7 @@ class PriorData:
     ids: list[str] | None = None
     cues: np.ndarray | None = None     # [N, K, L] cue track at the latent rate (K = cue_channels)
     meta: dict | None = None           # what made it (pack files): autoencoder hash, manifest
+    semantic: np.ndarray | None = None  # [N, T, d] tokens of a frozen semantic encoder (not saved)
 
     def __len__(self) -> int:
         return len(self.frames)

@@ -1,6 +1,6 @@
 """``diffv2m explore-latents``: a PNG of the autoencoder's latent space, coloured by clip mood.
 
-Each clip's music is encoded; every latent frame is projected onto the first two principal
+Each clip's music (its audio, or its piano roll for a score-family autoencoder) is encoded; every latent frame is projected onto the first two principal
 components of all frames (PCA by SVD), drawn as faint points, and each clip's mean as a large
 marker, coloured by its mood (mode x energy class from the manifest).
 """
@@ -42,10 +42,15 @@ def main(argv: list[str]) -> int:
     ae, config = load_autoencoder(args.autoencoder)
     clips = read_manifest(args.manifest)[: args.max_clips]
     frames, means, labels = [], [], []
+    if config.latent_family == "score":              # the clips' piano rolls
+        from .score_autoencoder import clip_rolls
+        inputs = [torch.from_numpy(r[None]) for r in clip_rolls(clips, config)]
+    else:
+        inputs = (torch.from_numpy(media.read_audio(c["audio"], config.sample_rate,
+                                                    mono=True)[None]) for c in clips)
     with torch.no_grad():
-        for c in clips:
-            a = media.read_audio(c["audio"], config.sample_rate, mono=True)
-            z = ae.encode_latent(torch.from_numpy(a[None]))[0].numpy().T   # [L, C]
+        for c, x in zip(clips, inputs):
+            z = ae.encode_latent(x)[0].numpy().T   # [L, C]
             frames.append(z)
             means.append(z.mean(0))
             labels.append(mood_label(c))

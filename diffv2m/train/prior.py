@@ -45,9 +45,12 @@ class PriorObjective(torch.nn.Module):
         self.rhythm_weight = rhythm_weight
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        pix = pixels_from_frames(batch["frames"], self.config.semantic.backend)  # [B,T,3,S,S]
-        B, T = pix.shape[:2]
-        sem = self.semantic_encoder(pix.flatten(0, 1)).view(B, T, -1)
+        if "semantic" in batch:                 # a frozen encoder's tokens, computed once
+            sem = batch["semantic"]
+        else:
+            pix = pixels_from_frames(batch["frames"], self.config.semantic.backend)  # [B,T,3,S,S]
+            B, T = pix.shape[:2]
+            sem = self.semantic_encoder(pix.flatten(0, 1)).view(B, T, -1)
         odf_hat = self.rhythm_predictor(sem, batch["scene_cut"], batch["motion"], batch["cls"])
         loss_rhy = F.mse_loss(odf_hat, batch["odf"])
         use_pred = batch["use_pred"][:, None]
@@ -121,6 +124,8 @@ def make_batch(data: PriorData, idx: np.ndarray, gen: torch.Generator, config: M
     }
     if data.cues is not None and config.dit.cue_channels:
         batch["cues"] = torch.from_numpy(data.cues[idx])
+    if data.semantic is not None:
+        batch["semantic"] = torch.from_numpy(data.semantic[idx])
     batch = {k: v.to(device) for k, v in batch.items()}
     batch["colour"] = batch["colour"].float()
     return batch
@@ -148,7 +153,8 @@ def encode_latents(autoencoder: torch.nn.Module, clips: list[dict], sample_rate:
 def load_autoencoder(path: Path) -> tuple[torch.nn.Module, ModelConfig]:
     """The autoencoder part of a checkpoint written by ``train autoencoder`` (or a full model)."""
     from safetensors import safe_open
-    from ..models.autoencoder import Autoencoder
+
+    from ..models.diffv2m import autoencoder_for
     if not path.is_file():
         raise UserError(f"{path}: no such autoencoder checkpoint")
     with safe_open(str(path), framework="pt") as f:
@@ -158,9 +164,56 @@ def load_autoencoder(path: Path) -> tuple[torch.nn.Module, ModelConfig]:
         config = ModelConfig.from_json(meta["config"])
         sd = {k[len("autoencoder."):]: f.get_tensor(k) for k in f.keys()
               if k.startswith("autoencoder.")}
-    ae = Autoencoder(config.autoencoder)
+    ae = autoencoder_for(config)
     ae.load_state_dict(sd)
     return ae.eval().requires_grad_(False), config
+
+
+FREEZABLE = ("semantic", "rhythm")
+
+
+INIT_PARTS = {"semantic": "semantic_encoder", "rhythm": "rhythm_predictor", "dit": "dit"}
+
+
+def warm_start(model: torch.nn.Module, checkpoint: Path, freeze: list[str],
+               parts: list[str] | tuple[str, ...] = tuple(INIT_PARTS)) -> list[str]:
+    """Copy the tensors of ``parts`` (semantic encoder, rhythm predictor, DiT) from
+    ``checkpoint`` (another family's model, e.g. the audio default) whose names and shapes
+    match; freeze the parts named in ``freeze``.  Returns the modules copied."""
+    from safetensors import safe_open
+    if not checkpoint.is_file():
+        raise UserError(f"{checkpoint}: no such checkpoint to start from")
+    own = model.state_dict()
+    copied = set()
+    prefixes = tuple(INIT_PARTS[p] + "." for p in parts)
+    with safe_open(str(checkpoint), framework="pt") as f:
+        for k in f.keys():
+            if not k.startswith(prefixes) or k not in own:
+                continue
+            t = f.get_tensor(k)
+            if tuple(t.shape) == tuple(own[k].shape):
+                own[k] = t
+                copied.add(k.split(".")[0])
+    model.load_state_dict(own)
+    for name in freeze:
+        if name not in FREEZABLE:
+            raise UserError(f"--freeze {name}: choose from {', '.join(FREEZABLE)}")
+        module = model.semantic_encoder if name == "semantic" else model.rhythm_predictor
+        module.requires_grad_(False)
+    return sorted(copied)
+
+
+@torch.no_grad()
+def semantic_tokens(encoder: torch.nn.Module, data: PriorData, config: ModelConfig,
+                    device: torch.device) -> np.ndarray:
+    """``[N, T, d]`` tokens of a (frozen) semantic encoder for every clip's frames."""
+    encoder = encoder.to(device).eval()
+    out = []
+    for i in range(len(data)):
+        pix = pixels_from_frames(torch.from_numpy(data.frames[i:i + 1]).to(device),
+                                 config.semantic.backend)
+        out.append(encoder(pix.flatten(0, 1)).cpu().numpy())
+    return np.stack(out).astype(np.float32)
 
 
 def train_prior(args: argparse.Namespace) -> Path:
@@ -176,6 +229,9 @@ def train_prior(args: argparse.Namespace) -> Path:
     if args.config:                            # the named config, with the trained autoencoder
         from ..config import resolve_config
         config = resolve_config(args.config)
+        if config.latent_family != ae_config.latent_family:
+            raise UserError(f"{args.autoencoder}: a {ae_config.latent_family!r} autoencoder; "
+                            f"config {args.config!r} is of the {config.latent_family!r} family")
         config.autoencoder = ae_config.autoencoder
     ae.to(info.device)
 
@@ -186,12 +242,16 @@ def train_prior(args: argparse.Namespace) -> Path:
         data, clips = load_prior_data(Path(args.manifest), "train",
                                       seconds=config.window_seconds,
                                       image_size=config.semantic.image_size,
-                                      sample_rate=config.sample_rate,
+                                      sample_rate=config.analysis_rate,
                                       cue_channels=config.dit.cue_channels,
                                       latent_frames=config.latent_frames,
                                       latent_rate=config.autoencoder.latent_rate)
-        data.latents = encode_latents(ae, clips, config.sample_rate, config.autoencoder.hop,
-                                      config.latent_frames, info.device)
+        if config.latent_family == "score":
+            from .score_autoencoder import encode_score_latents
+            data.latents = encode_score_latents(ae, clips, config.latent_frames, info.device)
+        else:
+            data.latents = encode_latents(ae, clips, config.sample_rate, config.autoencoder.hop,
+                                          config.latent_frames, info.device)
         data.meta = {"autoencoder": ae_hash, "manifest": str(args.manifest),
                      "cue_channels": config.dit.cue_channels}
         pack.parent.mkdir(parents=True, exist_ok=True)
@@ -210,6 +270,10 @@ def train_prior(args: argparse.Namespace) -> Path:
 
     model = DiffV2M(config)
     model.autoencoder.load_state_dict(ae.state_dict())
+    if args.init:
+        warm_start(model, Path(args.init), args.freeze, args.init_parts)
+    if "semantic" in args.freeze:               # its tokens once, instead of every step
+        data.semantic = semantic_tokens(model.semantic_encoder, data, config, info.device)
     objective = PriorObjective(model, config, rhythm_weight=args.rhythm_weight).to(info.device)
     params = [p for p in objective.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
@@ -295,6 +359,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pack", default=None,
                    help="training data pack (features + latents in one file, made on first use; "
                         "default RUN_DIR/prior_data.npz); with a pack the manifest is not read")
+    p.add_argument("--init", default=None,
+                   help="start the semantic encoder, rhythm predictor and DiT from this model "
+                        "(tensors whose names and shapes match; e.g. the other family's default)")
+    p.add_argument("--init-parts", nargs="+", default=list(INIT_PARTS), choices=list(INIT_PARTS),
+                   help="which parts --init copies (default all)")
+    p.add_argument("--freeze", nargs="*", default=[], choices=FREEZABLE,
+                   help="keep these parts as --init gave them (semantic: its tokens are "
+                        "computed once)")
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--lr", type=float, default=4e-4)

@@ -1,0 +1,82 @@
+"""End-to-end speed of ``diffv2m generate``: the score model beside the audio model.
+
+    python benchmarks/bench_score_model.py [VIDEO] [--steps 25] [--repeat 3] [--threads N]
+
+Each run is a whole process (``python -m diffv2m generate VIDEO -o take.wav --model M``:
+start-up, video features, semantic tokens, rhythm, sampling, decoding and, for the score
+model, FluidSynth rendering at 48 kHz stereo and the WAV).  "first" runs use an empty feature
+cache (``DIFFV2M_CACHE`` in a fresh temporary folder); "new seed" runs reuse the cache of a
+first run, as an editor asking for another take does.  Prints the medians, the ratio
+new-seed / first, and seconds of music per second of wall time.  Default VIDEO:
+examples/sample.mp4 (30 s).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(video: Path, out: Path, model: str, seed: int, steps: int, cache: Path,
+        threads: int | None) -> float:
+    cmd = [sys.executable, "-m", "diffv2m", "generate", str(video), "-o", str(out), "--model",
+           model, "--seed", str(seed), "--steps", str(steps), "-q"]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, capture_output=True, text=True,
+                         env={**os.environ, "DIFFV2M_CACHE": str(cache)})
+    dt = time.perf_counter() - t0
+    if res.returncode:
+        raise SystemExit(f"{model}: generate failed: {res.stderr.strip()[-400:]}")
+    return dt
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("video", nargs="?", type=Path, default=ROOT / "examples" / "sample.mp4")
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--models", nargs="+", default=["score", "audio"])
+    p.add_argument("-o", "--output", type=Path, help="also write the figures as JSON")
+    args = p.parse_args(argv)
+    from diffv2m import media
+    seconds = media.probe(args.video).duration
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="diffv2m-bench-") as tmp:
+        tmp = Path(tmp)
+        for model in args.models:
+            first, again = [], []
+            for r in range(args.repeat):
+                cache = tmp / f"cache-{model}-{r}"
+                first.append(run(args.video, tmp / f"{model}-{r}-a.wav", model, 0, args.steps,
+                                 cache, args.threads))
+                again.append(run(args.video, tmp / f"{model}-{r}-b.wav", model, 1 + r,
+                                 args.steps, cache, args.threads))
+            f, a = statistics.median(first), statistics.median(again)
+            results[model] = {"first_s": round(f, 2), "new_seed_s": round(a, 2),
+                              "new_seed_over_first": round(a / f, 3),
+                              "realtime_first": round(seconds / f, 2),
+                              "runs_first": [round(x, 2) for x in first],
+                              "runs_new_seed": [round(x, 2) for x in again]}
+            print(f"{model:>6}: {seconds:.0f} s of music  first {f:.2f} s  new seed {a:.2f} s  "
+                  f"(ratio {a / f:.2f}, {seconds / f:.1f}x real time)", flush=True)
+    summary = {"video": str(args.video), "seconds": seconds, "steps": args.steps,
+               "repeat": args.repeat, "cpu_count": os.cpu_count(), "models": results}
+    if args.output:
+        args.output.write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
