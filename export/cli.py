@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from .onnx import export_onnx
+    from diffv2m.export.onnx import export_onnx
     graphs = tuple(g.strip() for g in args.graphs.split(",")) if args.graphs else None
     manifest = export_onnx(args.checkpoint, args.output, opset=args.opset, graphs=graphs,
                            parity=not args.no_parity)

@@ -42,7 +42,7 @@ def _onnx_dir(args) -> Path:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from . import engines
+    from diffv2m.export import engines
     identity = engines.require_identity()          # one-line UserError -> exit 2
     if args.cmd == "list":
         rows = engines.list_engines(args.cache)
@@ -53,11 +53,11 @@ def main(argv: list[str]) -> int:
             print(f"{r['gpu_key']}  {r['graph']:<16} {r['precision']}  onnx {r['onnx_sha256'][:12]}"
                   f"  {r['file']}{'' if r['exists'] else ' MISSING'}{mark}")
         return 0
-    from .providers import validate_manifest
+    from diffv2m.export.providers import validate_manifest
     onnx_dir = _onnx_dir(args)
     manifest = validate_manifest(onnx_dir)
     if args.cmd == "build":
-        from . import tensorrt as trt_build
+        from diffv2m.export import tensorrt as trt_build
         precision = engines.normalise_precision(args.precision or "fp32")
         folder = engines.gpu_dir(args.cache, identity)
         folder.mkdir(parents=True, exist_ok=True)
@@ -84,8 +84,8 @@ def verify(onnx_dir: Path, manifest: dict, identity, args) -> int:
     import numpy as np
     import onnxruntime as ort
     from diffv2m.config import ModelConfig
-    from . import engines
-    from .tensorrt import EngineRunner
+    from diffv2m.export import engines
+    from diffv2m.export.tensorrt import EngineRunner
     cfg = ModelConfig.from_dict(manifest["config"])
     failed = 0
     profiles = engines.profiles_for(manifest)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import av
 
-from .. import media
+from diffv2m import media
 
 
 def render_picture(source, path: Path, *, fps: float, size: tuple[int, int] | None = None) -> Path:

@@ -8,8 +8,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import UserError
-from ..synthesis import Settings
+from diffv2m.errors import UserError
+from diffv2m.synthesis import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +66,7 @@ def split_range(text: str) -> tuple[str, str]:
 
 
 def parse_range(text: str, rate: float):
-    from .timeline import parse_time
+    from diffv2m.plugin.timeline import parse_time
     a, b = split_range(text)
     return parse_time(a, rate), parse_time(b, rate)
 
@@ -74,7 +74,7 @@ def parse_range(text: str, rate: float):
 def check_options(args) -> list[Settings]:
     """Every option checked before any work; returns the settings of each take."""
     import math
-    from ..settings_limits import check_settings, check_threads
+    from diffv2m.settings_limits import check_settings, check_threads
     first = Settings(seed=args.seed, steps=args.steps, cfg_scale=args.cfg,
                      sampler=args.sampler, cls=args.style)
     check_settings(first, takes=args.takes)
@@ -90,7 +90,7 @@ def check_options(args) -> list[Settings]:
 def check_outputs(out: Path, mux: str | None) -> None:
     """The output timeline's format (a writing adapter that can carry music) and the
     preview's container, before any work."""
-    from .timeline import adapter_for
+    from diffv2m.plugin.timeline import adapter_for
     if adapter_for(out, write=True) == "cmx_3600":
         raise UserError(f"{out}: an EDL cannot carry the music (the cmx_3600 writer keeps one "
                         "video track and no audio); write .otio or FCP 7 .xml instead")
@@ -100,11 +100,11 @@ def check_outputs(out: Path, mux: str | None) -> None:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from .. import media
-    from ..output_transaction import OutputTransaction, resolved
-    from ..progress import cli_progress
-    from . import timeline as timeline_mod
-    from .session import ScoringSession, load_backend
+    from diffv2m import media
+    from diffv2m.output_transaction import OutputTransaction, resolved
+    from diffv2m.progress import cli_progress
+    from diffv2m.plugin import timeline as timeline_mod
+    from diffv2m.plugin.session import ScoringSession, load_backend
     all_settings = check_options(args)
     timeline_mod.VERBOSE = bool(args.verbose)
     if args.duration is not None and not args.marker:
@@ -127,7 +127,7 @@ def main(argv: list[str]) -> int:
             if f.is_file():
                 tx.add_input(f)
     if args.onnx_dir is not None:
-        from ..export.providers import validate_manifest
+        from diffv2m.export.providers import validate_manifest
         validate_manifest(args.onnx_dir, check_hashes=False)
     # The timeline (or video) is read and the selection checked before the graphs load.
     session = ScoringSession(src, None, media_root=args.media_root,

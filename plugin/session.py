@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from ..jobs import default_cache_dir, video_conditions, write_take
-from ..synthesis import Backend, Conditions, Progress, Settings, Take, synthesise
+from diffv2m.errors import UserError
+from diffv2m.jobs import default_cache_dir, video_conditions, write_take
+from diffv2m.synthesis import Backend, Conditions, Progress, Settings, Take, synthesise
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm", ".mxf", ".mpg", ".mpeg"}
 
@@ -36,7 +36,7 @@ class TakeRecord:
 def load_backend(onnx_dir: str | os.PathLike | None = None, *, threads: int | None = None,
                  prefer: tuple[str, ...] | None = None) -> Backend:
     """The torch-free runtime over exported graphs (the embedded default's when ``None``)."""
-    from ..export.runtime import load_runtime
+    from diffv2m.export.runtime import load_runtime
     return load_runtime(onnx_dir, threads=threads, prefer=prefer)
 
 
@@ -66,11 +66,11 @@ class ScoringSession:
         self._conditions_cls: int | None = None      # the class the conditions were made for
         self._source = None
         if self.is_video:
-            from .. import media
+            from diffv2m import media
             self.info = media.probe(self.path)
             self.select_seconds(0.0, self.info.duration)
         else:
-            from .timeline import load_timeline
+            from diffv2m.plugin.timeline import load_timeline
             self.timeline = load_timeline(self.path, rate=rate, media_root=self.media_root)
             if not any(t.find_clips() for t in self.timeline.video_tracks()):
                 raise UserError(f"{self.path}: the timeline has no video clips (only audio or "
@@ -81,7 +81,7 @@ class ScoringSession:
     def rate(self) -> float:
         if self.is_video:
             return float(self.info.fps or 24.0)
-        from .timeline import timeline_rate
+        from diffv2m.plugin.timeline import timeline_rate
         return timeline_rate(self.timeline)
 
     def select(self, **kw: Any) -> None:
@@ -92,8 +92,8 @@ class ScoringSession:
                 raise UserError(f"{self.path}: a plain video takes a time range only")
             self.select_seconds(*rng)
             return
-        from .timeline import resolve_segments, select
-        from .timeline_source import TimelineFrameSource
+        from diffv2m.plugin.timeline import resolve_segments, select
+        from diffv2m.plugin.timeline_source import TimelineFrameSource
         sel = select(self.timeline, **{"name": str(self.path), **kw})
         segments = resolve_segments(self.timeline, sel, timeline_path=self.path,
                                     media_root=self.media_root)
@@ -102,7 +102,7 @@ class ScoringSession:
 
     def select_seconds(self, start: float, end: float) -> None:
         if self.is_video:
-            from .. import media
+            from diffv2m import media
             if not (0 <= start < end):
                 raise UserError(f"{self.path}: empty selection {start:.3f}-{end:.3f} s")
             if start >= self.info.duration:
@@ -183,7 +183,7 @@ class ScoringSession:
         if self.is_video:
             return [self.path]
         import opentimelineio as otio
-        from .timeline import _Resolver, timeline_rate
+        from diffv2m.plugin.timeline import _Resolver, timeline_rate
         resolver = _Resolver(self.timeline, self.path, self.media_root, timeline_rate(self.timeline))
         found = []
         for clip in self.timeline.find_clips():
@@ -214,7 +214,7 @@ class ScoringSession:
         ``out_path`` is the file written; within an output transaction it is the temporary of
         ``final_path``, and a metadata sidecar the format needs joins ``transaction``."""
         import opentimelineio as otio
-        from .timeline_writer import write_scored_timeline
+        from diffv2m.plugin.timeline_writer import write_scored_timeline
         takes = takes if takes is not None else [t for t in self.takes if t.kept] or self.takes
         if not takes:
             raise UserError(f"{self.path}: no takes to export")
@@ -240,12 +240,12 @@ class ScoringSession:
 
     def export_preview(self, record: TakeRecord, out_mp4: str | os.PathLike) -> Path:
         """The selection's picture with a take's music, as an H.264/AAC MP4."""
-        from .. import media
+        from diffv2m import media
         start, end = self.selection_seconds
         if self.is_video:
             media.mux(self.path, record.path, out_mp4, start=start, end=end)
         else:
-            from .preview import render_preview
+            from diffv2m.plugin.preview import render_preview
             render_preview(self._source, record.path, out_mp4, fps=self.rate)
         return Path(out_mp4)
 

@@ -75,8 +75,8 @@ import opentimelineio as otio
 
 from diffv2m.errors import UserError
 
-from .timeline_generators import TITLE_STAND_IN, generator_colour
-from .timeline_repairs import patched_source, repair
+from diffv2m.plugin.timeline_generators import TITLE_STAND_IN, generator_colour
+from diffv2m.plugin.timeline_repairs import patched_source, repair
 
 RationalTime = otio.opentime.RationalTime
 TimeRange = otio.opentime.TimeRange
@@ -147,7 +147,7 @@ def load_timeline(path: str | os.PathLike, *, rate: float | None = None,
             raise UserError(f"{p}: an EDL has no frame rate; give the rate (e.g. 24, 25, "
                             "23.976, 29.97)")
         kwargs["rate"] = normalise_rate(rate)
-    from .timeline_linker import LINKER_NAME
+    from diffv2m.plugin.timeline_linker import LINKER_NAME
     if LINKER_NAME in otio.media_linker.available_media_linker_names():
         kwargs["media_linker_name"] = LINKER_NAME
         kwargs["media_linker_argument_map"] = {
@@ -710,7 +710,7 @@ class _Resolver:
         return None
 
     def media_path(self, clip, ref) -> Path:
-        from .timeline_linker import find_media
+        from diffv2m.plugin.timeline_linker import find_media
         if ref is None or isinstance(ref, otio.schema.MissingReference):
             if self.media_root is not None:
                 found, _ = find_media(None, clip_name=clip.name, ref_name=getattr(ref, "name", "") or "",

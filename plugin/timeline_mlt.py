@@ -152,14 +152,14 @@ class _Lengths:
 
 
 def _take_frames(take: Path, rate: Fraction) -> int | None:
-    from .timeline_writer import _audio_seconds
+    from diffv2m.plugin.timeline_writer import _audio_seconds
     seconds = _audio_seconds(take)
     return None if seconds is None else int(seconds * rate)
 
 
 def _add_score(root: ET.Element, rate: Fraction, takes: Sequence[Path], start: int,
                length: int) -> None:
-    from .timeline_writer import SCORE_TRACK_NAME
+    from diffv2m.plugin.timeline_writer import SCORE_TRACK_NAME
     main = _main_tractor(root)
     children = list(root)
     insert_at = children.index(main)
@@ -284,7 +284,7 @@ def _finish_outs(root: ET.Element, rate: Fraction) -> None:
 def write_mlt(new: otio.schema.Timeline, out: Path, takes: Sequence[Path], *,
               source: Path | None) -> Path:
     """Write ``new`` (the input timeline plus its score tracks) as a Kdenlive/MLT project."""
-    from .timeline import adapter_output, timeline_rate
+    from diffv2m.plugin.timeline import adapter_output, timeline_rate
     meta = new.metadata.get("diffv2m", {})
     rate_f = timeline_rate(new)
     if source is not None and source.suffix.lower() in MLT_SUFFIXES:

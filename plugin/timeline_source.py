@@ -23,7 +23,7 @@ import numpy as np
 
 from diffv2m.errors import UserError
 
-from .timeline import Segment
+from diffv2m.plugin.timeline import Segment
 
 _EPS = 1e-6
 

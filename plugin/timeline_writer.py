@@ -60,7 +60,7 @@ import opentimelineio as otio
 from diffv2m.atomic import atomic_path
 from diffv2m.errors import UserError
 
-from .timeline import timeline_rate
+from diffv2m.plugin.timeline import timeline_rate
 
 RationalTime = otio.opentime.RationalTime
 TimeRange = otio.opentime.TimeRange
@@ -203,8 +203,8 @@ _OTIO_NATIVE = {"otio_json", "otioz", "otiod"}
 
 def _media_range(ref, clip, timeline_dir: Path | None, rate: float) -> TimeRange:
     """An available range for a reference that has none (see the module docstring)."""
-    from .timeline import _embedded_start
-    from .timeline_linker import find_media
+    from diffv2m.plugin.timeline import _embedded_start
+    from diffv2m.plugin.timeline_linker import find_media
     src = clip.source_range or clip.trimmed_range()
     try:
         path, _ = find_media(ref.target_url, clip_name=clip.name, timeline_dir=timeline_dir)
@@ -401,7 +401,7 @@ def _patch_fcpx_xml(path: Path, rate: float, timeline) -> None:
             off.add((c.name, round(c.source_range.start_time.to_seconds(), 6),
                      round(c.source_range.duration.to_seconds(), 6)))
     if off:
-        from .timeline_repairs import fcpx_seconds as _fcpx_seconds
+        from diffv2m.plugin.timeline_repairs import fcpx_seconds as _fcpx_seconds
         for el in root.iter():
             if el.tag in ("clip", "asset-clip", "ref-clip", "video") and el.get("name") and \
                     (el.get("name"), _fcpx_seconds(el.get("start")),
@@ -467,13 +467,13 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
             raise UserError(f"{out}: refusing to overwrite the input timeline; "
                             "choose another output file")
     if adapter_name is None:
-        from .timeline import adapter_for
+        from diffv2m.plugin.timeline import adapter_for
         adapter_name = ("diffv2m_mlt" if out.suffix.lower() == ".mlt"
                         else adapter_for(out, write=True))
     if adapter_name == "cmx_3600":
         raise UserError(f"{out}: an EDL cannot carry the music (the cmx_3600 writer keeps one "
                         "video track and no audio); write .otio or FCP 7 .xml instead")
-    from .timeline import adapter_output
+    from diffv2m.plugin.timeline import adapter_output
     new = add_score_tracks(timeline, selection, take_paths, out.parent.resolve()
                            if out.parent.exists() else out.parent.absolute(),
                            metadata=metadata, takes_as=takes_as, sample_rate=sample_rate,
@@ -490,7 +490,7 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
         _rescale_to(new, rate)
         adapter_args.setdefault("use_empty_mob_ids", True)
     if adapter_name in ("kdenlive", "diffv2m_mlt"):
-        from .timeline_mlt import write_mlt
+        from diffv2m.plugin.timeline_mlt import write_mlt
         try:
             write_mlt(new, out, takes, source=Path(input_path) if input_path else None)
         except UserError:

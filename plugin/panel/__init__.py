@@ -21,9 +21,9 @@ __all__ = ["ScorePanel", "MainWindow"]
 
 def __getattr__(name: str):
     if name == "ScorePanel":
-        from .panel import ScorePanel
+        from diffv2m.plugin.panel.panel import ScorePanel
         return ScorePanel
     if name == "MainWindow":
-        from .window import MainWindow
+        from diffv2m.plugin.panel.window import MainWindow
         return MainWindow
     raise AttributeError(name)

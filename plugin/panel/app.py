@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ...errors import UserError
+from diffv2m.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,8 +48,8 @@ def main(argv: list[str]) -> int:
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from .. import session as session_mod
-    from .window import MainWindow
+    from diffv2m.plugin import session as session_mod
+    from diffv2m.plugin.panel.window import MainWindow
 
     warning = pyside_problem()
     if warning:
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
     settings = (QSettings(args.settings, QSettings.Format.IniFormat) if args.settings
                 else QSettings("DiffV2M", "Studio"))
 
-    from .worker import panel_threads
+    from diffv2m.plugin.panel.worker import panel_threads
 
     def loader():
         return session_mod.load_backend(args.onnx_dir, threads=args.threads or panel_threads())

@@ -32,11 +32,11 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMessageBox, QP
 
 from diffv2m.errors import UserError
 
-from .controls import GenerateControls
-from .picture import PicturePlayer
-from .strip import SelectionBar, TimelineStrip, model_for_session
-from .takes import AudioPreview, TakesList
-from .worker import Job, panel_threads
+from diffv2m.plugin.panel.controls import GenerateControls
+from diffv2m.plugin.panel.picture import PicturePlayer
+from diffv2m.plugin.panel.strip import SelectionBar, TimelineStrip, model_for_session
+from diffv2m.plugin.panel.takes import AudioPreview, TakesList
+from diffv2m.plugin.panel.worker import Job, panel_threads
 
 APP_NAME = "Diff-V2M Studio"
 LOADING = "loading the model"
@@ -165,7 +165,7 @@ class ScorePanel(QWidget):
     def _load_backend(self) -> None:
         loader = self.backend_loader
         if loader is None:
-            from ..session import load_backend
+            from diffv2m.plugin.session import load_backend
 
             def loader():
                 return load_backend(threads=panel_threads())
@@ -188,7 +188,7 @@ class ScorePanel(QWidget):
 
     def open_path(self, path: str | os.PathLike) -> bool:
         """Open a timeline or a video; the whole of it is selected. Errors go to the status."""
-        from ..session import ScoringSession
+        from diffv2m.plugin.session import ScoringSession
         path = Path(path)
         if self.backend is None or (self.job is not None and self.job.name == LOADING):
             self._pending_path = path
@@ -269,7 +269,7 @@ class ScorePanel(QWidget):
         if s is None:
             return False
         if s.is_video:
-            from ..timeline import parse_time
+            from diffv2m.plugin.timeline import parse_time
 
             def apply():
                 a, b = parse_time(in_text, s.rate), parse_time(out_text, s.rate)

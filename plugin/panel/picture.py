@@ -205,8 +205,8 @@ class PicturePlayer(QWidget):
                      pool: QThreadPool | None = None,
                      on_done: Callable[[], None] | None = None) -> None:
         """A timeline selection's picture, rendered once in the background, then shown."""
-        from .worker import Job
-        from ..preview import render_picture
+        from diffv2m.plugin.panel.worker import Job
+        from diffv2m.plugin.preview import render_picture
         if self._proxy_dir is None:
             self._proxy_dir = tempfile.TemporaryDirectory(prefix="diffv2m-picture-")
         out = Path(self._proxy_dir.name) / f"picture-{id(source)}.mp4"

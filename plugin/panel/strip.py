@@ -107,7 +107,7 @@ def model_for_session(session: Any) -> StripModel:
 def model_for_timeline(timeline, rate: float, path: Path | None = None,
                        media_root: Path | None = None) -> StripModel:
     """Tracks (video first, bottom to top as numbered; then audio), clips, gaps, markers."""
-    from ..timeline import list_markers
+    from diffv2m.plugin.timeline import list_markers
     origin = 0 if timeline.global_start_time is None else _frames(timeline.global_start_time, rate)
     total = _frames(timeline.tracks.duration(), rate)
     tracks = []
@@ -146,7 +146,7 @@ def model_for_timeline(timeline, rate: float, path: Path | None = None,
 
 def _thumbnail_source(timeline, clip, rate, path, media_root) -> tuple[Path | None, float | None]:
     """The media file of a clip and the file time of its middle frame (None when unknown)."""
-    from ..timeline import _Resolver   # the bridge's own media lookup (relink included)
+    from diffv2m.plugin.timeline import _Resolver   # the bridge's own media lookup (relink included)
     try:
         res = _Resolver(timeline, path, media_root, rate)
         mpath = res.media_path(clip, clip.media_reference)

@@ -14,7 +14,7 @@ from PySide6.QtCore import QByteArray
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 
-from .panel import APP_NAME, ScorePanel
+from diffv2m.plugin.panel.panel import APP_NAME, ScorePanel
 
 
 class MainWindow(QMainWindow):
