@@ -77,8 +77,8 @@ def main(argv=None) -> int:
     from diffv2m import jobs, synthesis
     from diffv2m.assets import default_checkpoint
     from diffv2m.export.onnx import export_onnx
-    from diffv2m.export.providers import physical_cores
-    from diffv2m.export.runtime import load_runtime
+    from diffv2m.runtime.providers import physical_cores
+    from diffv2m.runtime.ort import load_runtime
     from diffv2m.pipeline import load_backend
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-runtime-"))

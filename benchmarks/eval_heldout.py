@@ -38,7 +38,7 @@ def main(argv=None) -> int:
         from diffv2m.pipeline import load_backend
         backend = load_backend(args.checkpoint)
     else:
-        from diffv2m.export.runtime import load_runtime
+        from diffv2m.runtime.ort import load_runtime
         backend = load_runtime(args.onnx_dir)
     clips = [c for c in read_manifest(args.manifest) if c.get("split") == args.split]
     if args.limit:

@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     from diffv2m.data.features_cli import read_manifest
     from diffv2m.data.scores import clip_roll_file, load_score
     from diffv2m.evaluate.note_f1 import note_f1
-    from diffv2m.export.runtime import load_runtime
+    from diffv2m.runtime.ort import load_runtime
     from diffv2m.score.take import midi_file_bytes, notes_mode
     backend = load_runtime(args.onnx_dir or assets.model_onnx_dir("score"))
     clips = [c for c in read_manifest(args.manifest) if c.get("split") == args.split]

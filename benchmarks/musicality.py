@@ -102,7 +102,7 @@ def main(argv=None) -> int:
         clips = clips[: args.limit]
     backend = None
     if not args.no_ae:
-        from diffv2m.export.runtime import load_runtime
+        from diffv2m.runtime.ort import load_runtime
         backend = load_runtime()
     plans: dict = {}
     rows, scores = [], {}

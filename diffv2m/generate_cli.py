@@ -71,7 +71,7 @@ def make_backend(args):
         if want == "torch" or args.checkpoint is not None:
             raise UserError("--onnx-dir runs the exported graphs: it does not go with "
                             "--backend torch or --checkpoint")
-        from diffv2m.export.providers import validate_manifest
+        from diffv2m.runtime.manifest import validate_manifest
         validate_manifest(args.onnx_dir, check_hashes=False)     # one line when it is unusable
         want = "onnx"
     if want == "auto" and (args.device != "cpu" or args.precision != "fp32"):
@@ -89,7 +89,7 @@ def make_backend(args):
         if args.device != "cpu" or args.precision != "fp32":
             raise UserError("--device/--precision apply to --backend torch; the ONNX runtime "
                             "picks TensorRT / CUDA / CPU providers itself")
-        from diffv2m.export.runtime import load_runtime
+        from diffv2m.runtime.ort import load_runtime
         return load_runtime(args.onnx_dir or assets.model_onnx_dir(model), threads=args.threads)
     from .pipeline import load_backend
     checkpoint = args.checkpoint

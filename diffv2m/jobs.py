@@ -1,7 +1,7 @@
 """The main job, backend-agnostic and torch-free: a video (range) in, a WAV take out.
 
 ``generate_file`` is what ``diffv2m generate`` runs, with either the torch backend
-(:mod:`diffv2m.pipeline`) or the ONNX Runtime one (:mod:`diffv2m.export.runtime`).
+(:mod:`diffv2m.pipeline`) or the ONNX Runtime one (:mod:`diffv2m.runtime.ort`).
 Features are cached by content, so a new seed on the same video only samples and decodes.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Video features + a network backend -> music.  The one generation algorithm, torch-free.
 
 The torch pipeline (:mod:`diffv2m.pipeline`) and the ONNX Runtime / TensorRT runtime
-(:mod:`diffv2m.export.runtime`) are thin :class:`Backend` implementations around
+(:mod:`diffv2m.runtime.ort`) are thin :class:`Backend` implementations around
 :func:`synthesise`, so windowing, guidance, seeding and stitching exist exactly once.
 
 Long selections are generated in overlapping windows of ``config.window_seconds``; each window

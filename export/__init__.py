@@ -1,2 +1,3 @@
-"""diffv2m.export: ONNX export and parity (torch), TensorRT engines and their cache, and the
-torch-free runtime (``diffv2m.export.runtime``) that runs exported graphs."""
+"""diffv2m.export: what makes the runtime's artefacts -- ONNX export and parity (torch),
+TensorRT engine builds and their entry in the engine cache -- and their CLIs.  Running the
+artefacts is :mod:`diffv2m.runtime` (torch-free)."""

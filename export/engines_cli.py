@@ -42,7 +42,8 @@ def _onnx_dir(args) -> Path:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from diffv2m.export import engines
+    from diffv2m.export import engines as builds
+    from diffv2m.runtime import engines
     identity = engines.require_identity()          # one-line UserError -> exit 2
     if args.cmd == "list":
         rows = engines.list_engines(args.cache)
@@ -53,7 +54,7 @@ def main(argv: list[str]) -> int:
             print(f"{r['gpu_key']}  {r['graph']:<16} {r['precision']}  onnx {r['onnx_sha256'][:12]}"
                   f"  {r['file']}{'' if r['exists'] else ' MISSING'}{mark}")
         return 0
-    from diffv2m.export.providers import validate_manifest
+    from diffv2m.runtime.manifest import validate_manifest
     onnx_dir = _onnx_dir(args)
     manifest = validate_manifest(onnx_dir)
     if args.cmd == "build":
@@ -61,7 +62,7 @@ def main(argv: list[str]) -> int:
         precision = engines.normalise_precision(args.precision or "fp32")
         folder = engines.gpu_dir(args.cache, identity)
         folder.mkdir(parents=True, exist_ok=True)
-        profiles = engines.profiles_for(manifest)
+        profiles = builds.profiles_for(manifest)
         for name, prof in profiles.items():
             g = manifest["graphs"][name]
             rec, _ = engines.lookup(name, g["sha256"], identity=identity, cache_dir=args.cache,
@@ -72,8 +73,8 @@ def main(argv: list[str]) -> int:
             path = folder / engines.engine_filename(name, g["sha256"], precision)
             secs = trt_build.build_engine(onnx_dir / g["file"], path, prof, precision=precision,
                                           timing_cache=folder / "timing.cache")
-            engines.record_engine(args.cache, identity, name, precision, g["sha256"], path,
-                                  profiles=prof, build_seconds=secs)
+            builds.record_engine(args.cache, identity, name, precision, g["sha256"], path,
+                                 profiles=prof, build_seconds=secs)
             print(f"{path}  ({secs:.1f} s)")
         return 0
     # verify
@@ -84,11 +85,12 @@ def verify(onnx_dir: Path, manifest: dict, identity, args) -> int:
     import numpy as np
     import onnxruntime as ort
     from diffv2m.config import ModelConfig
-    from diffv2m.export import engines
-    from diffv2m.export.tensorrt import EngineRunner
+    from diffv2m.export import engines as builds
+    from diffv2m.runtime import engines
+    from diffv2m.runtime.tensorrt import EngineRunner
     cfg = ModelConfig.from_dict(manifest["config"])
     failed = 0
-    profiles = engines.profiles_for(manifest)
+    profiles = builds.profiles_for(manifest)
     for name, prof in profiles.items():
         g = manifest["graphs"][name]
         rec, reason = engines.lookup(name, g["sha256"], identity=identity, cache_dir=args.cache,

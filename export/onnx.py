@@ -57,7 +57,7 @@ from diffv2m.config import ModelConfig
 from diffv2m.errors import UserError
 from diffv2m.jobs import file_sha256
 
-from diffv2m.export.providers import FORMAT, FORMAT_VERSION, MANIFEST, validate_manifest
+from diffv2m.runtime.manifest import FORMAT, FORMAT_VERSION, MANIFEST, validate_manifest
 
 __all__ = ["export_onnx", "validate_manifest", "graph_specs", "IR_VERSION", "DEFAULT_OPSET",
            "check_dynamic_dims", "example_inputs", "torch_reference"]

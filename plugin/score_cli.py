@@ -127,7 +127,7 @@ def main(argv: list[str]) -> int:
             if f.is_file():
                 tx.add_input(f)
     if args.onnx_dir is not None:
-        from diffv2m.export.providers import validate_manifest
+        from diffv2m.runtime.manifest import validate_manifest
         validate_manifest(args.onnx_dir, check_hashes=False)
     # The timeline (or video) is read and the selection checked before the graphs load.
     session = ScoringSession(src, None, media_root=args.media_root,

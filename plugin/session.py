@@ -36,7 +36,7 @@ class TakeRecord:
 def load_backend(onnx_dir: str | os.PathLike | None = None, *, threads: int | None = None,
                  prefer: tuple[str, ...] | None = None) -> Backend:
     """The torch-free runtime over exported graphs (the embedded default's when ``None``)."""
-    from diffv2m.export.runtime import load_runtime
+    from diffv2m.runtime.ort import load_runtime
     return load_runtime(onnx_dir, threads=threads, prefer=prefer)
 
 

@@ -477,7 +477,7 @@ def test_published_wiring_model_exports_and_runs_in_the_runtime(tmp_path):
     from diffv2m.config import (AutoencoderConfig, DiTConfig, ModelConfig,
                                 RhythmPredictorConfig, SemanticEncoderConfig)
     from diffv2m.export.onnx import export_onnx
-    from diffv2m.export.runtime import load_runtime
+    from diffv2m.runtime.ort import load_runtime
     from diffv2m.models.checkpoint import save_checkpoint
     from diffv2m.models.diffv2m import DiffV2M
     torch.manual_seed(0)

@@ -9,8 +9,10 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from diffv2m.errors import UserError  # noqa: E402
-from diffv2m.export import engines  # noqa: E402
-from diffv2m.export.engines import GpuIdentity  # noqa: E402
+from diffv2m.export import engines as builds  # noqa: E402
+from diffv2m.jobs import file_sha256  # noqa: E402
+from diffv2m.runtime import engines  # noqa: E402
+from diffv2m.runtime.engines import GpuIdentity  # noqa: E402
 
 H100 = GpuIdentity("NVIDIA H100 80GB HBM3", "9.0", "10.3.0")
 H100_TRT11 = GpuIdentity("NVIDIA H100 80GB HBM3", "9.0", "11.0.0")
@@ -37,8 +39,8 @@ def _fake_build(cache, identity, graph, sha, precision="fp32", payload=b"engine"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / engines.engine_filename(graph, sha, precision)
     path.write_bytes(payload + graph.encode())
-    return engines.record_engine(cache, identity, graph, precision, sha, path,
-                                 profiles={"x": [[1], [2], [2]]}, build_seconds=1.5)
+    return builds.record_engine(cache, identity, graph, precision, sha, path,
+                                profiles={"x": [[1], [2], [2]]}, build_seconds=1.5)
 
 
 def test_identity_key_separates_gpu_cc_and_trt():
@@ -56,7 +58,7 @@ def test_record_lookup_list_and_staleness(onnx_dir, tmp_path):
     assert reason == "" and rec.path == built.path and rec.onnx_sha256 == sha
     m = json.loads((cache / H100.key / "manifest.json").read_text())
     assert m["gpu"] == {"name": H100.name, "compute_capability": "9.0", "trt_version": "10.3.0"}
-    assert m["engines"]["dit:fp32"]["sha256"] == engines.file_sha256(built.path)
+    assert m["engines"]["dit:fp32"]["sha256"] == file_sha256(built.path)
     rows = engines.list_engines(cache)
     assert [(r["graph"], r["precision"], r["exists"]) for r in rows] == [("dit", "fp32", True)]
     # the ONNX graph changed (re-export): the engine is stale
@@ -96,7 +98,7 @@ def test_profiles_cover_what_the_runtime_asks_for(onnx_dir):
     from diffv2m.config import ModelConfig
     m = _manifest(onnx_dir)
     cfg = ModelConfig.from_dict(m["config"])
-    prof = engines.profiles_for(m)
+    prof = builds.profiles_for(m)
     W, L, C = cfg.window_seconds, cfg.latent_frames, cfg.autoencoder.latent_dim
     assert prof["dit"]["x"] == [[1, C, L], [2, C, L], [2, C, L]]
     assert prof["dit"]["colour"] == [[1, 1, 3072], [2, W, 3072], [2, W, 3072]]
@@ -122,7 +124,7 @@ def test_engines_cli_without_tensorrt_one_line_exit_2(argv, capsys, monkeypatch)
 
 
 def test_runtime_falls_back_with_reasons(onnx_dir, tmp_path, monkeypatch):
-    from diffv2m.export.runtime import load_runtime
+    from diffv2m.runtime.ort import load_runtime
     m = _manifest(onnx_dir)
     cache = tmp_path / "engines"
     _fake_build(cache, H100, "dit", "b" * 64)                          # stale
@@ -146,6 +148,7 @@ def test_runtime_falls_back_with_reasons(onnx_dir, tmp_path, monkeypatch):
 def test_engine_modules_import_without_torch():
     from torch_blocker import run_without_torch
     res = run_without_torch("import diffv2m.export.engines_cli, diffv2m.export.tensorrt, "
-                            "diffv2m.export.runtime, diffv2m.export.providers, sys\n"
+                            "diffv2m.export.engines, diffv2m.runtime.ort, "
+                            "diffv2m.runtime.providers, diffv2m.runtime.tensorrt, sys\n"
                             "assert 'tensorrt' not in sys.modules\n")
     assert res.returncode == 0, res.stderr[-2000:]

@@ -164,7 +164,7 @@ def _features(T=7, duration=6.5):
 @pytest.mark.numerics
 def test_pipeline_audio_torch_vs_onnxruntime(exported, tmp_path):
     """Same seed, same conditions, 2 overlapping windows, CFG 3: audio within 1e-4 abs."""
-    from diffv2m.export.runtime import load_runtime
+    from diffv2m.runtime.ort import load_runtime
     from diffv2m.pipeline import TorchBackend
     tb = TorchBackend(exported.model, exported.cfg)
     ob = load_runtime(exported.dir, cache_dir=tmp_path / "cache")

@@ -228,7 +228,7 @@ def test_full_cache_disk_under_onnxruntime_is_not_blamed_on_the_graph(tmp_path, 
     graph without the cache and warns, instead of 'decoder.onnx: cannot load this graph'."""
     import tempfile
     from diffv2m import jobs
-    from diffv2m.export import runtime
+    from diffv2m.runtime import ort as runtime
     real_mkdtemp = tempfile.mkdtemp
 
     def mkdtemp_on_full_disk(*a, **kw):

@@ -1,7 +1,7 @@
 """The PySide6 panel, driven through its real widgets offscreen with pytest-qt.
 
 The backend is a fixture: the real torch-free runtime over the embedded default's ONNX graphs
-when ``diffv2m.export.runtime`` and ``diffv2m/assets/default/onnx/manifest.json`` exist (or
+when ``diffv2m.runtime.ort`` and ``diffv2m/assets/default/onnx/manifest.json`` exist (or
 over the graphs in ``$DIFFV2M_TEST_ONNX_DIR``), else
 the deterministic numpy test double ``tests/panel_backend.ToyBackend``.  Either way it is
 wrapped in :class:`SpyBackend`, which counts network calls (to check that Cancel stops within
@@ -48,7 +48,7 @@ def real_runtime_available() -> bool:
     """The export runtime module and the embedded default's exported graphs are both there."""
     from diffv2m.assets import default_onnx_dir
     try:
-        has_runtime = importlib.util.find_spec("diffv2m.export.runtime") is not None
+        has_runtime = importlib.util.find_spec("diffv2m.runtime.ort") is not None
     except ModuleNotFoundError:
         has_runtime = False
     return has_runtime and (default_onnx_dir() / "manifest.json").is_file()

@@ -25,8 +25,8 @@ def onnx_dir(tmp_path_factory):
 
 
 def test_provider_order_and_report(onnx_dir, tmp_path):
-    from diffv2m.export.providers import physical_cores, provider_order
-    from diffv2m.export.runtime import load_runtime
+    from diffv2m.runtime.providers import physical_cores, provider_order
+    from diffv2m.runtime.ort import load_runtime
     gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     assert provider_order(None, gpu) == gpu
     assert provider_order(("cuda",), gpu) == ["CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -51,7 +51,7 @@ def test_provider_order_and_report(onnx_dir, tmp_path):
 
 def test_optimised_graph_cache_created_and_reused(onnx_dir, tmp_path):
     from diffv2m.export.onnx import example_inputs
-    from diffv2m.export.runtime import load_runtime
+    from diffv2m.runtime.ort import load_runtime
     b1 = load_runtime(onnx_dir, cache_dir=tmp_path)
     g1 = b1.graphs["dit"]
     assert not g1.from_cache and g1.optimized_path.is_file()
@@ -73,7 +73,7 @@ def test_optimised_graph_cache_created_and_reused(onnx_dir, tmp_path):
 
 
 def test_missing_or_stale_manifest_is_a_user_error(onnx_dir, tmp_path):
-    from diffv2m.export.runtime import load_runtime
+    from diffv2m.runtime.ort import load_runtime
     with pytest.raises(UserError, match="no such directory"):
         load_runtime(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
@@ -97,7 +97,7 @@ def test_generation_with_torch_blocked(onnx_dir, tmp_path):
     code = f"""
 import numpy as np, sys
 from diffv2m import jobs, media
-from diffv2m.export.runtime import load_runtime
+from diffv2m.runtime.ort import load_runtime
 from diffv2m.synthesis import Settings
 b = load_runtime({str(onnx_dir)!r}, cache_dir={str(tmp_path / 'cache')!r})
 assert b.name == "onnxruntime:CPUExecutionProvider", b.name

@@ -138,7 +138,7 @@ def test_explore_latents_on_score_autoencoder(corpus, autoencoder, tmp_path):
 
 
 def test_onnx_score_decoder_parity(model, onnx_dir):
-    from diffv2m.export.runtime import load_runtime
+    from diffv2m.runtime.ort import load_runtime
     from diffv2m.pipeline import load_backend
     man = json.loads((onnx_dir / "manifest.json").read_text())
     assert {"dit", "decoder", "encoder"} <= set(man["graphs"])

@@ -1,5 +1,7 @@
-"""The runtime path (export.runtime, plugin, and the core they use) imports no torch."""
+"""The runtime path (diffv2m.runtime, plugin, and the core they use) imports no torch."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -13,12 +15,24 @@ TORCH_FREE = [
     "diffv2m.plugin.timeline_source", "diffv2m.plugin.timeline_writer",
     "diffv2m.plugin.blender.picture", "diffv2m.plugin.blender.engine",
     "diffv2m.plugin.blender.build",
-    "diffv2m.export.runtime", "diffv2m.export.engines",
+    "diffv2m.export.engines", "diffv2m.export.engines_cli", "diffv2m.export.tensorrt",
     "diffv2m.evaluate.alignment", "diffv2m.evaluate.distribution", "diffv2m.evaluate.embeddings",
     "diffv2m.evaluate.rhythm_metrics", "diffv2m.evaluate.recon_metrics", "diffv2m.evaluate.cli",
     "diffv2m.score.events", "diffv2m.score.midi", "diffv2m.score.render",
     "diffv2m.evaluate.transcription", "diffv2m.evaluate.symbolic",
 ]
+_PKG = Path(__file__).resolve().parents[1] / "diffv2m"
+#: every module of these folders, found on disk (a new one is checked without being listed)
+TORCH_FREE_FOLDERS = ("runtime", "features", "score")
+TORCH_FREE += ["diffv2m.media", "diffv2m.diffusion", "diffv2m.synthesis"] + sorted(
+    f"diffv2m.{folder}" + ("" if p.stem == "__init__" else f".{p.stem}")
+    for folder in TORCH_FREE_FOLDERS for p in (_PKG / folder).glob("*.py"))
+TORCH_FREE = list(dict.fromkeys(TORCH_FREE))
+
+
+def test_the_folder_walk_finds_the_runtime():
+    assert {"diffv2m.runtime.ort", "diffv2m.runtime.engines", "diffv2m.features.cue_track",
+            "diffv2m.score.take"} <= set(TORCH_FREE)
 
 
 @pytest.mark.parametrize("module", TORCH_FREE)

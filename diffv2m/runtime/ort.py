@@ -28,8 +28,8 @@ import numpy as np
 
 from diffv2m.config import ModelConfig
 from diffv2m.errors import UserError
-
-from diffv2m.export.providers import physical_cores, provider_order, validate_manifest
+from diffv2m.runtime.manifest import validate_manifest
+from diffv2m.runtime.providers import physical_cores, provider_order
 
 __all__ = ["OrtBackend", "load_runtime", "validate_manifest", "OrtGraph"]
 
@@ -272,7 +272,7 @@ class OrtBackend:
 def _engine_runners(onnx_dir: Path, manifest: dict[str, Any], engine_cache, notes: list[str],
                     precision: str | None) -> dict[str, Any]:
     """TensorRT engine runners for the graphs the cache has a matching engine for."""
-    from diffv2m.export import engines
+    from diffv2m.runtime import engines
     try:
         identity = engines.detect_identity()
     except engines.EnginesUnavailable as e:
@@ -288,7 +288,7 @@ def _engine_runners(onnx_dir: Path, manifest: dict[str, Any], engine_cache, note
             notes.append(f"{name}: no TensorRT engine ({reason}); using ONNX Runtime")
             continue
         try:
-            from diffv2m.export.tensorrt import EngineRunner
+            from diffv2m.runtime.tensorrt import EngineRunner
             runners[name] = EngineRunner(name, rec.path, identity=identity)
         except Exception as e:                          # failed deserialisation: rebuild
             notes.append(f"{name}: TensorRT engine {rec.path} unusable "

@@ -1,11 +1,8 @@
-"""Torch-free helpers shared by the exporter, the runtime and the engine cache.
+"""The manifest of an exported-graph directory (``manifest.json``): its format, and
+:func:`validate_manifest` (a missing file or a stale graph is a one-line
+:class:`UserError`).
 
-* the manifest of an exported-graph directory (``manifest.json``): format, hashing and
-  :func:`validate_manifest` (missing files and stale graphs are :class:`UserError`);
-* execution-provider choice for ONNX Runtime (TensorRT EP -> CUDA EP -> CPU) and the
-  physical-core count used as the default intra-op thread count.
-
-Nothing here imports torch or onnx; onnxruntime only inside functions.
+Written by :mod:`diffv2m.export.onnx`, read by the runtime; nothing here imports torch or onnx.
 """
 from __future__ import annotations
 
@@ -23,9 +20,6 @@ FORMAT_VERSION = 1
 #: graphs the runtime needs (``semantic_encoder`` only for the "cnn" semantic backend)
 REQUIRED_GRAPHS = ("rhythm_predictor", "dit", "decoder")
 OPTIONAL_GRAPHS = ("semantic_encoder", "encoder")
-PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-_SHORT = {"TensorrtExecutionProvider": "tensorrt", "CUDAExecutionProvider": "cuda",
-          "CPUExecutionProvider": "cpu"}
 
 
 def read_manifest(onnx_dir: str | os.PathLike) -> dict[str, Any]:
@@ -85,64 +79,3 @@ def validate_manifest(onnx_dir: str | os.PathLike, *, check_hashes: bool = True,
                 raise UserError(f"{fpath}: sha256 does not match {MANIFEST} (stale or modified "
                                 "graph; re-run 'diffv2m export onnx')")
     return manifest
-
-
-# ---------------------------------------------------------------- providers, threads
-
-def physical_cores() -> int:
-    """Physical CPU cores available to this process (hyper-threads counted once)."""
-    try:
-        allowed = os.sched_getaffinity(0)
-    except (AttributeError, OSError):
-        allowed = set(range(os.cpu_count() or 1))
-    try:
-        cores: set[tuple[str, str]] = set()
-        proc, phys, core = None, "0", None
-        with open("/proc/cpuinfo") as f:
-            for line in list(f) + ["\n"]:
-                key, _, val = line.partition(":")
-                key, val = key.strip(), val.strip()
-                if key == "processor":
-                    proc = int(val)
-                elif key == "physical id":
-                    phys = val
-                elif key == "core id":
-                    core = val
-                elif not key and proc is not None:
-                    if proc in allowed:
-                        cores.add((phys, core if core is not None else str(proc)))
-                    proc, phys, core = None, "0", None
-        if cores:
-            return max(1, len(cores))
-    except OSError:
-        pass
-    return max(1, len(allowed))
-
-
-def provider_order(prefer: tuple[str, ...] | list[str] | str | None = None,
-                   available: list[str] | None = None) -> list[str]:
-    """Providers to ask ONNX Runtime for, best first, among those it has.
-
-    ``prefer`` narrows or reorders the choice: full names ("CUDAExecutionProvider") or short
-    ones ("tensorrt", "cuda", "cpu"). The CPU provider is always last, as the fallback.
-    """
-    if available is None:
-        import onnxruntime as ort
-        available = list(ort.get_available_providers())
-    if isinstance(prefer, str):
-        prefer = (prefer,)
-    if prefer:
-        full = {v: k for k, v in _SHORT.items()}
-        wanted = []
-        for p in prefer:
-            name = full.get(p.lower(), p) if isinstance(p, str) else p
-            if name not in PROVIDER_ORDER:
-                raise UserError(f"unknown execution provider {p!r}; choose from "
-                                f"{', '.join(_SHORT.values())}")
-            wanted.append(name)
-    else:
-        wanted = list(PROVIDER_ORDER)
-    order = [p for p in wanted if p in available]
-    if "CPUExecutionProvider" not in order:
-        order.append("CPUExecutionProvider")
-    return order
