@@ -52,6 +52,7 @@ import json
 import os
 import urllib.parse
 import wave
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -438,6 +439,18 @@ def sidecar_path(out: os.PathLike | str) -> Path:
     return out.with_name(out.name + ".diffv2m.json")
 
 
+@contextmanager
+def _writer_errors(out: Path, what: str):
+    """A writer's failure as one line naming ``out`` (a :class:`UserError` passes as it is)."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"{out}: {what}: {msg}") from None
+
+
 def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
                           take_paths: Sequence[os.PathLike | str], out_path: os.PathLike | str,
                           *, metadata: dict, takes_as: str = "tracks",
@@ -491,17 +504,11 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
         adapter_args.setdefault("use_empty_mob_ids", True)
     if adapter_name in ("kdenlive", "diffv2m_mlt"):
         from diffv2m.plugin.timeline_mlt import write_mlt
-        try:
+        with _writer_errors(out, "cannot write this timeline as a Kdenlive/MLT project"):
             write_mlt(new, out, takes, source=Path(input_path) if input_path else None)
-        except UserError:
-            raise
-        except Exception as exc:
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"{out}: cannot write this timeline as a Kdenlive/MLT project: "
-                            f"{msg}") from None
         _sidecar(final, new, transaction)
         return out
-    try:
+    with _writer_errors(out, f"the {adapter_name} adapter cannot write this timeline"):
         with atomic_path(out) as tmp:
             with adapter_output():
                 otio.adapters.write_to_file(new, str(tmp), adapter_name=adapter_name,
@@ -510,12 +517,6 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
                 _patch_fcp_xml(Path(tmp), takes, rate)
             elif adapter_name == "fcpx_xml":
                 _patch_fcpx_xml(Path(tmp), rate, new)
-    except UserError:
-        raise
-    except Exception as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{out}: the {adapter_name} adapter cannot write this timeline: "
-                        f"{msg}") from None
     if adapter_name not in _OTIO_NATIVE:
         _sidecar(final, new, transaction)
     return out

@@ -8,7 +8,6 @@ Loss (CPU-friendly; adversarial terms optional behind ``--adversarial``):
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ from ..config import resolve_config
 from . import distributed
 from .data import (audio_batch, load_audio_bank, load_audio_pack, save_audio_pack,
                    save_json, split_clips)
+from .schedule import set_lr, warmup_cosine
 from .state import EMA, LossLog, load_run, save_run, step_generator
 
 
@@ -92,10 +92,8 @@ def train_autoencoder(args: argparse.Namespace) -> Path:
     bar = tqdm(total=args.steps, initial=start, desc="autoencoder", unit="step",
                disable=not info.main)
     for step in range(start, args.steps):
-        lr = args.lr * min(1.0, (step + 1) / 100) * (
-            0.5 * (1 + math.cos(math.pi * step / args.steps)) * 0.9 + 0.1)
-        for g in opt.param_groups:
-            g["lr"] = lr
+        lr = warmup_cosine(args.lr, step, args.steps)
+        set_lr(opt, lr)
         gen = step_generator(args.seed, step)
         x = audio_batch(bank, args.batch_size, length, gen)
         noise = torch.randn(args.batch_size, config.autoencoder.latent_dim, length // hop,

@@ -17,7 +17,6 @@ One step (the paper's joint objective, v-parameterised diffusion):
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from ..config import ModelConfig
 from ..errors import UserError
 from . import distributed
 from .data import PriorData, load_prior_data, save_json
+from .schedule import set_lr, warmup_cosine
 from .state import EMA, LossLog, load_run, save_run, step_generator
 
 
@@ -287,10 +287,8 @@ def train_prior(args: argparse.Namespace) -> Path:
 
     bar = tqdm(total=args.steps, initial=start, desc="prior", unit="step", disable=not info.main)
     for step in range(start, args.steps):
-        lr = args.lr * min(1.0, (step + 1) / args.warmup) * (
-            0.5 * (1 + math.cos(math.pi * step / args.steps)) * 0.9 + 0.1)
-        for g in opt.param_groups:
-            g["lr"] = lr
+        lr = warmup_cosine(args.lr, step, args.steps, args.warmup)
+        set_lr(opt, lr)
         gen = step_generator(args.seed, step)
         idx = torch.randint(len(data), (args.batch_size,), generator=gen).numpy()
         p_pred = rhythm_schedule(step, args.steps, tuple(args.rhythm_switch))

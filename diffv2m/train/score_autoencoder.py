@@ -9,7 +9,6 @@ the posterior sampled at ``--posterior-noise`` times its std (as the waveform VA
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 
 from ..errors import UserError
 from .data import save_json, split_clips
+from .schedule import set_lr, warmup_cosine
 from .state import EMA, LossLog, load_run, save_run, step_generator
 
 
@@ -79,10 +79,8 @@ def train_score_autoencoder(args: argparse.Namespace, config) -> Path:
     log = LossLog(run / "loss.jsonl", start)
     bar = tqdm(total=args.steps, initial=start, desc="score autoencoder", unit="step")
     for step in range(start, args.steps):
-        lr = args.lr * min(1.0, (step + 1) / 100) * (
-            0.5 * (1 + math.cos(math.pi * step / args.steps)) * 0.9 + 0.1)
-        for g in opt.param_groups:
-            g["lr"] = lr
+        lr = warmup_cosine(args.lr, step, args.steps)
+        set_lr(opt, lr)
         gen = step_generator(args.seed, step)
         x = roll_batch(bank, args.batch_size, frames, gen, args.transpose).to(device)
         mean, logvar = ae.encode(x)

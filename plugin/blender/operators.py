@@ -189,43 +189,56 @@ def _selected_takes(context):
     return scene, sel
 
 
-class SEQUENCER_OT_diffv2m_keep(bpy.types.Operator):
+class _TakesOperator:
+    """An operator on the selected takes (the active take when none is selected): ``fits``
+    says whether the selection suits it, ``act`` does the work."""
+    bl_options = {"REGISTER", "UNDO"}
+    refusal = ""                        # what to say when the selection does not fit
+
+    @classmethod
+    def poll(cls, context):
+        return _ScoreBase.poll(context)
+
+    def fits(self, sel) -> bool:
+        raise NotImplementedError
+
+    def act(self, scene, sel) -> None:
+        raise NotImplementedError
+
+    def execute(self, context):
+        scene, sel = _selected_takes(context)
+        if not self.fits(sel):
+            _say(self, "ERROR", self.refusal)
+            return {"CANCELLED"}
+        self.act(scene, sel)
+        return {"FINISHED"}
+
+
+class SEQUENCER_OT_diffv2m_keep(_TakesOperator, bpy.types.Operator):
     """Keep the selected take: unmuted; the selection's other takes muted"""
     bl_idname = "sequencer.diffv2m_keep"
     bl_label = "Keep Take"
-    bl_options = {"REGISTER", "UNDO"}
+    refusal = "Diff-V2M: select one take to keep"
 
-    @classmethod
-    def poll(cls, context):
-        return _ScoreBase.poll(context)
+    def fits(self, sel) -> bool:
+        return len(sel) == 1
 
-    def execute(self, context):
-        scene, sel = _selected_takes(context)
-        if len(sel) != 1:
-            _say(self, "ERROR", "Diff-V2M: select one take to keep")
-            return {"CANCELLED"}
+    def act(self, scene, sel) -> None:
         strips.keep(scene, sel[0])
-        return {"FINISHED"}
 
 
-class SEQUENCER_OT_diffv2m_discard(bpy.types.Operator):
+class SEQUENCER_OT_diffv2m_discard(_TakesOperator, bpy.types.Operator):
     """Remove the selected takes' strips (the WAV files stay in the add-on's folder)"""
     bl_idname = "sequencer.diffv2m_discard"
     bl_label = "Discard Take"
-    bl_options = {"REGISTER", "UNDO"}
+    refusal = "Diff-V2M: select the takes to discard"
 
-    @classmethod
-    def poll(cls, context):
-        return _ScoreBase.poll(context)
+    def fits(self, sel) -> bool:
+        return bool(sel)
 
-    def execute(self, context):
-        scene, sel = _selected_takes(context)
-        if not sel:
-            _say(self, "ERROR", "Diff-V2M: select the takes to discard")
-            return {"CANCELLED"}
+    def act(self, scene, sel) -> None:
         for s in sel:
             strips.discard(scene, s)
-        return {"FINISHED"}
 
 
 class SEQUENCER_OT_diffv2m_cancel(bpy.types.Operator):
