@@ -144,6 +144,7 @@ def check_family_options(args, backend, settings: Settings) -> Settings:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from . import jobs, media
+    from .cache import usable_cache_dir
     from .output_transaction import OutputTransaction, resolved
     from .progress import cli_progress
     settings = check_options(args)
@@ -182,7 +183,7 @@ def main(argv: list[str]) -> int:
         settings = check_family_options(args, backend, settings)
         cache = None
         if not args.no_cache:
-            root = jobs.usable_cache_dir()
+            root = usable_cache_dir()
             cache = root / "features" if root is not None else None
         with cli_progress(disable=args.quiet) as progress:
             take = jobs.generate_file(backend, video, tmp_out, settings=settings,

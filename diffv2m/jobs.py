@@ -6,7 +6,6 @@ Features are cached by content, so a new seed on the same video only samples and
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -16,65 +15,6 @@ import numpy as np
 from . import synthesis
 from .errors import UserError
 from .synthesis import Backend, Conditions, Progress, Settings, Take
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def default_cache_dir() -> Path:
-    root = os.environ.get("DIFFV2M_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "diffv2m")
-    return Path(root)
-
-
-_cache_warned: list[str] = []
-
-
-def warn_cache_unusable(folder: str | os.PathLike, exc: OSError) -> None:
-    """Say once per process, on one line, that the (optional) cache is not used and why."""
-    import sys
-    from .output_transaction import os_error_cause
-    if _cache_warned:
-        return
-    _cache_warned.append(str(folder))
-    print(f"diffv2m: warning: cache {folder}: {os_error_cause(exc)}; continuing without the "
-          "cache", file=sys.stderr, flush=True)
-
-
-def usable_cache_dir(folder: str | os.PathLike | None = None) -> Path | None:
-    """``folder`` (default: :func:`default_cache_dir`) when a file can be created in it, else
-    ``None`` after one warning line: the cache is optional, a read-only or full cache folder
-    never stops a job."""
-    import tempfile
-    folder = Path(folder) if folder is not None else default_cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-") as fh:
-            fh.write(b"x")
-            fh.flush()
-    except OSError as exc:
-        warn_cache_unusable(folder, exc)
-        return None
-    return folder
-
-
-def semantic_normalisation(backend: str = "cnn") -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel ``(mean, std)`` the semantic encoder of ``backend`` expects on [0, 1] pixels."""
-    from .features.semantic import CLIP_MEAN, CLIP_STD
-    if backend == "open_clip":
-        return CLIP_MEAN, CLIP_STD
-    return (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-
-
-def semantic_pixels(frames: np.ndarray, image_size: int, backend: str = "cnn") -> np.ndarray:
-    """Frames ``[T,S,S,3]`` uint8 -> network input ``[T,3,S,S]`` float32 (both backends)."""
-    from .features.semantic import preprocess
-    return preprocess(frames, image_size, *semantic_normalisation(backend))
 
 
 def video_conditions(backend: Backend, source: Any, *, cls: int = 1,

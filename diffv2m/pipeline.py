@@ -44,7 +44,7 @@ class TorchBackend:
 
     @torch.inference_mode()
     def encode_semantic(self, frames: np.ndarray) -> np.ndarray:
-        from .jobs import semantic_pixels
+        from .features.semantic import semantic_pixels
         pix = semantic_pixels(frames, self.config.semantic.image_size, self.config.semantic.backend)
         with self._autocast():
             out = [self.model.semantic_encoder(self._t(pix[i:i + 64]))
@@ -82,7 +82,7 @@ def load_backend(checkpoint: str | os.PathLike | None = None, *, device: str = "
                  threads: int | None = None, precision: str = "fp32") -> TorchBackend:
     """Load a checkpoint (the embedded default when ``None``) as a :class:`TorchBackend`."""
     from .assets import default_checkpoint
-    from .jobs import file_sha256
+    from .cache import file_sha256
     from .models.checkpoint import load_checkpoint
     path = Path(checkpoint) if checkpoint else default_checkpoint()
     if not path.exists():

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from diffv2m.jobs import file_sha256
+from diffv2m.cache import file_sha256
 from diffv2m.runtime.engines import (ENGINE_GRAPHS, EngineRecord, GpuIdentity, gpu_dir,
                                      read_cache_manifest)
 

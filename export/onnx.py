@@ -5,7 +5,7 @@ Graphs (inputs -> outputs; named dims are dynamic):
 =================  ===========================================================  ==============
 graph              inputs                                                       output
 =================  ===========================================================  ==============
-semantic_encoder   pixels [frames,3,S,S] f32 (``jobs.semantic_pixels``)           tokens [frames,d]
+semantic_encoder   pixels [frames,3,S,S] f32 (``semantic_pixels``)               tokens [frames,d]
 rhythm_predictor   semantic [batch,seconds,d], scene_cut [batch,seconds],        odf [batch,seconds]
                    pseudo_beat [batch,seconds] f32, cls [batch] i64
 dit                x [batch,C,frames], t [batch], semantic [batch,seconds,d],    v [batch,C,frames]
@@ -55,7 +55,7 @@ from torch import nn
 from diffv2m.atomic import atomic_path
 from diffv2m.config import ModelConfig
 from diffv2m.errors import UserError
-from diffv2m.jobs import file_sha256
+from diffv2m.cache import file_sha256
 
 from diffv2m.runtime.manifest import FORMAT, FORMAT_VERSION, MANIFEST, validate_manifest
 

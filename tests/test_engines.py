@@ -10,7 +10,7 @@ pytest.importorskip("onnxruntime")
 
 from diffv2m.errors import UserError  # noqa: E402
 from diffv2m.export import engines as builds  # noqa: E402
-from diffv2m.jobs import file_sha256  # noqa: E402
+from diffv2m.cache import file_sha256  # noqa: E402
 from diffv2m.runtime import engines  # noqa: E402
 from diffv2m.runtime.engines import GpuIdentity  # noqa: E402
 

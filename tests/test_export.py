@@ -97,7 +97,7 @@ def test_dynamic_dims_stay_dynamic_in_saved_graphs(exported):
 @pytest.mark.numerics
 def test_manifest_contents_and_validation(exported):
     from diffv2m.export.onnx import validate_manifest
-    from diffv2m.jobs import file_sha256
+    from diffv2m.cache import file_sha256
     m = validate_manifest(exported.dir)
     assert m == json.loads((exported.dir / "manifest.json").read_text())
     assert m["checkpoint"]["sha256"] == file_sha256(exported.ckpt)
@@ -132,7 +132,7 @@ def test_parity_on_real_inputs(exported, tmp_path):
     from diffv2m import media
     from diffv2m.export.onnx import graph_specs, torch_reference
     from diffv2m.features.video import compute_video_features
-    from diffv2m.jobs import semantic_pixels
+    from diffv2m.features.semantic import semantic_pixels
     specs = graph_specs(exported.model, exported.cfg)
     v = make_video(tmp_path / "v.mp4", seconds=3.0, cut_times=(1.5,))
     feats = compute_video_features(media.FileFrameSource(v.path), image_size=32)

@@ -227,7 +227,7 @@ def test_full_cache_disk_under_onnxruntime_is_not_blamed_on_the_graph(tmp_path, 
     """onnxruntime saving its optimised graph into a full cache (``/dev/full``) opens the
     graph without the cache and warns, instead of 'decoder.onnx: cannot load this graph'."""
     import tempfile
-    from diffv2m import jobs
+    from diffv2m import cache
     from diffv2m.runtime import ort as runtime
     real_mkdtemp = tempfile.mkdtemp
 
@@ -237,7 +237,7 @@ def test_full_cache_disk_under_onnxruntime_is_not_blamed_on_the_graph(tmp_path, 
         return str(d)
 
     monkeypatch.setattr(runtime.tempfile, "mkdtemp", mkdtemp_on_full_disk)
-    monkeypatch.setattr(jobs, "_cache_warned", [])
+    monkeypatch.setattr(cache, "_cache_warned", [])
     backend = runtime.load_runtime(cache_dir=tmp_path / "cache")
     assert backend.config.sample_rate > 0
     err = capsys.readouterr().err

@@ -178,9 +178,9 @@ def test_pca_2d_finds_the_main_axis():
 
 @pytest.mark.parametrize("backend", ["cnn", "open_clip"])
 def test_training_pixels_match_inference_pixels(backend):
-    """The trainer normalises frames on the batch's device; inference uses jobs.semantic_pixels:
+    """The trainer normalises frames on the batch's device; inference uses semantic.semantic_pixels:
     both must feed the encoder the same numbers."""
-    from diffv2m.jobs import semantic_pixels
+    from diffv2m.features.semantic import semantic_pixels
     from diffv2m.train.prior import pixels_from_frames
     frames = np.random.default_rng(0).integers(0, 256, (2, 3, 16, 16, 3), dtype=np.uint8)
     got = pixels_from_frames(torch.from_numpy(frames), backend).numpy()

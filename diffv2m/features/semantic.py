@@ -54,6 +54,18 @@ def preprocess(frames: np.ndarray, size: int, mean: Sequence[float] = CLIP_MEAN,
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32)
 
 
+def semantic_normalisation(backend: str = "cnn") -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel ``(mean, std)`` the semantic encoder of ``backend`` expects on [0, 1] pixels."""
+    if backend == "open_clip":
+        return CLIP_MEAN, CLIP_STD
+    return (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+
+def semantic_pixels(frames: np.ndarray, image_size: int, backend: str = "cnn") -> np.ndarray:
+    """Frames ``[T,S,S,3]`` uint8 -> network input ``[T,3,S,S]`` float32 (both backends)."""
+    return preprocess(frames, image_size, *semantic_normalisation(backend))
+
+
 def load_state_dict(path: str | os.PathLike) -> dict[str, Any]:
     """Tensors from a .safetensors file or a torch file (``weights_only=True``).
 

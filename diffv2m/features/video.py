@@ -223,7 +223,7 @@ def features_for(source: FrameSource, cache_dir: str | os.PathLike, *, image_siz
     try:
         feats.save(path)
     except OSError as exc:
-        from ..jobs import warn_cache_unusable
+        from ..cache import warn_cache_unusable
         warn_cache_unusable(Path(cache_dir), exc)
     return feats
 

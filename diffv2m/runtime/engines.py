@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from diffv2m.errors import UserError
-from diffv2m.jobs import file_sha256
+from diffv2m.cache import file_sha256
 
 FORMAT = "diffv2m-engines"
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -80,7 +80,7 @@ class EngineRecord:
 
 
 def default_engine_cache() -> Path:
-    from diffv2m.jobs import default_cache_dir
+    from diffv2m.cache import default_cache_dir
     return default_cache_dir() / "engines"
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from diffv2m.errors import UserError
-from diffv2m.jobs import file_sha256
+from diffv2m.cache import file_sha256
 
 MANIFEST = "manifest.json"
 FORMAT = "diffv2m-onnx"

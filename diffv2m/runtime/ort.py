@@ -78,7 +78,7 @@ class OrtGraph:
         cpu_only = providers == ["CPUExecutionProvider"]
         key_dir = None
         if cpu_only and cache_dir is not None:
-            from diffv2m.jobs import usable_cache_dir
+            from diffv2m.cache import usable_cache_dir
             if usable_cache_dir(cache_dir / "ort") is None:     # read-only / full: one warning
                 cache_dir = None
         if cpu_only and cache_dir is not None:
@@ -143,7 +143,7 @@ class OrtGraph:
         except Exception as e:
             raise UserError(f"{path}: onnxruntime cannot load this graph "
                             f"({str(e).splitlines()[0][:200]})") from None
-        from diffv2m.jobs import warn_cache_unusable
+        from diffv2m.cache import warn_cache_unusable
         text = str(first_error)
         line = text.splitlines()[0][:200] if text else type(first_error).__name__
         try:                            # onnxruntime words a full disk as a protobuf error
@@ -219,7 +219,7 @@ class OrtBackend:
 
     # ---------------------------------------------------------------- Backend
     def encode_semantic(self, frames: np.ndarray) -> np.ndarray:
-        from diffv2m.jobs import semantic_pixels
+        from diffv2m.features.semantic import semantic_pixels
         g = self.graphs.get("semantic_encoder")
         if g is None:
             raise UserError(f"{self.onnx_dir}: no semantic_encoder graph (semantic backend "
@@ -310,7 +310,7 @@ def load_runtime(onnx_dir: str | os.PathLike | None = None, *, threads: int | No
     from ``engine_cache`` when they match this GPU (default: when tensorrt is installed).
     """
     import importlib.util
-    from diffv2m.jobs import default_cache_dir
+    from diffv2m.cache import default_cache_dir
     if onnx_dir is None:
         from diffv2m.assets import default_onnx_dir
         onnx_dir = default_onnx_dir()

@@ -74,11 +74,11 @@ class PriorObjective(torch.nn.Module):
 def pixels_from_frames(frames: torch.Tensor, backend: str) -> torch.Tensor:
     """uint8 frames ``[B, T, S, S, 3]`` -> encoder input ``[B, T, 3, S, S]`` on their device.
 
-    The same arithmetic as :func:`diffv2m.jobs.semantic_pixels` for frames already at the
+    The same arithmetic as :func:`diffv2m.features.semantic.semantic_pixels` for frames already at the
     encoder's size (training data is stored at that size), done where the batch lives so
     the data path stays off the training loop's critical CPU time.
     """
-    from ..jobs import semantic_normalisation
+    from ..features.semantic import semantic_normalisation
     mean, std = semantic_normalisation(backend)
     m = torch.tensor(mean, dtype=torch.float32, device=frames.device)
     s = torch.tensor(std, dtype=torch.float32, device=frames.device)
@@ -235,7 +235,7 @@ def train_prior(args: argparse.Namespace) -> Path:
         config.autoencoder = ae_config.autoencoder
     ae.to(info.device)
 
-    from ..jobs import file_sha256
+    from ..cache import file_sha256
     ae_hash = file_sha256(args.autoencoder)[:16]
     pack = Path(args.pack) if args.pack else run / "prior_data.npz"
     if info.main and not pack.exists():     # rank 0 gathers features + latents once
