@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .features.cue_track import CUE_CHANNELS
+
 FUSIONS = ("average", "FiLM", "FiLM_choose", "gate", "choose", "semantic")
 
 
@@ -115,7 +117,7 @@ class DiTConfig:
     rhythm_hidden: int = 128        # rhythm conditioner 1 -> rhythm_hidden -> cond_token_dim
     colour_hidden: int = 256        # colour conditioner 3072 -> colour_hidden -> cond_token_dim
     cue_channels: int = 0           # frame-aligned cue track (cuts, motion) added to the latent
-                                    # tokens; 0 = off (paper), 2 = features.cue_track
+                                    # tokens; 0 = off (paper), CUE_CHANNELS = on
 
 
 @dataclass
@@ -181,7 +183,8 @@ def small_config() -> ModelConfig:
         rhythm=RhythmPredictorConfig(width=64, depth=2, heads=4, pseudo_hidden=64, ff_mult=2),
         dit=DiTConfig(embed_dim=128, depth=4, heads=4, cond_token_dim=64, global_cond_dim=192,
                       timestep_features=64, fusion_t_dim=32, fusion_hidden=64,
-                      rhythm_hidden=64, colour_hidden=128, ff_mult=2, cue_channels=2),
+                      rhythm_hidden=64, colour_hidden=128, ff_mult=2,
+                      cue_channels=CUE_CHANNELS),
     )
 
 

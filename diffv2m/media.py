@@ -18,13 +18,14 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import av
 import numpy as np
 
 from diffv2m.atomic import atomic_path
 from diffv2m.errors import UserError
+from diffv2m.progress import Progress
 
 #: Tolerance (seconds) when comparing a frame's time with a requested time; far below any
 #: frame interval, far above float rounding of rational frame times.
@@ -34,7 +35,6 @@ VFR_SCAN_PACKETS = 2000
 #: Sample rates the AAC encoder accepts (others are resampled to 48 kHz in ``mux``).
 AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass

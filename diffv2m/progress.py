@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Iterator
+from typing import Callable, Iterator
 
-from .synthesis import Progress
+#: ``progress(stage, done, total)``: what long work calls as it goes (it may raise
+#: :class:`diffv2m.errors.Cancelled` to stop); the one definition every module uses
+Progress = Callable[[str, int, int], None]
 
 
 @contextlib.contextmanager

@@ -14,15 +14,15 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from . import diffusion
 from .config import ModelConfig
 from .features.cue_track import cue_track
+from .progress import Progress
 
-Progress = Callable[[str, int, int], None]
 
 
 class Backend(Protocol):

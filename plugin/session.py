@@ -16,7 +16,8 @@ from typing import Any
 from diffv2m.errors import UserError
 from diffv2m.cache import default_cache_dir
 from diffv2m.jobs import video_conditions, write_take
-from diffv2m.synthesis import Backend, Conditions, Progress, Settings, Take, synthesise
+from diffv2m.progress import Progress
+from diffv2m.synthesis import Backend, Conditions, Settings, Take, synthesise
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm", ".mxf", ".mpg", ".mpeg"}
 

@@ -22,12 +22,12 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..atomic import atomic_write_text
 from ..errors import UserError
+from ..progress import Progress
 from . import footage, music
 from .manifest import dumps, split_of, write_manifest
 
@@ -35,7 +35,6 @@ MAX_CLIPS_PER_PIECE = 4
 SETTINGS_FILE = "corpus.json"
 BUILDER_VERSION = 1
 
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)

@@ -48,12 +48,10 @@ class AudioEmbedding(Protocol):
 
 
 def _mono(audio) -> np.ndarray:
-    a = np.asarray(audio, np.float32)
-    if a.ndim == 2:
-        a = a.mean(axis=0)
-    if a.ndim != 1:
-        raise ValueError(f"expected audio [N] or [C, N], got shape {a.shape}")
-    return np.nan_to_num(a)
+    """:func:`diffv2m.features.rhythm.to_mono` with NaN/inf made finite (an embedding of
+    broken audio is still a number)."""
+    from diffv2m.features.rhythm import to_mono
+    return np.nan_to_num(to_mono(audio))
 
 
 class MelChromaOnsetStats:

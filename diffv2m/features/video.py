@@ -22,19 +22,19 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import UserError
+from ..progress import Progress
 from . import colour, cues
 from .image import resize_uint8
 
 # Bump when any feature definition changes: old cache entries then stop matching.
 FEATURES_VERSION = 1
 
-Progress = Callable[[str, int, int], None]
 
 
 class FrameSource(Protocol):

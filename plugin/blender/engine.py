@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from diffv2m.errors import Cancelled, UserError
+from diffv2m.progress import Progress
 
 from .picture import Span, write_timeline
 
-Progress = Callable[[str, int, int], None]
 ENGINES = ("in-process", "external")
 
 
