@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from .errors import UserError
+from .generation_options import add_generation_options, settings_from_args
 from .synthesis import Settings
 
 
@@ -13,12 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Make an original soundtrack for a video.")
     p.add_argument("video", help="input video file")
     p.add_argument("-o", "--output", help="output WAV/FLAC (default: VIDEO.take-SEED.wav)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (recorded in the output)")
-    p.add_argument("--steps", type=int, default=25, help="sampler steps (default 25)")
-    p.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance scale")
-    p.add_argument("--sampler", default="dpmpp-2m", help="dpmpp-2m | euler | ddim")
-    p.add_argument("--style", type=int, default=1, choices=(0, 1, 2),
-                   help="class token: 0 calm, 1 moderate, 2 energetic (default 1)")
+    add_generation_options(p)
     p.add_argument("--model", choices=("score", "audio"), default=None,
                    help="embedded model: score (notes rendered by FluidSynth; default) or "
                         "audio (the waveform-latent model); ignored with --checkpoint")
@@ -114,8 +110,7 @@ def model_inputs(args) -> list[Path]:
 def check_options(args) -> Settings:
     """Every option checked before any work; returns the settings."""
     from .settings_limits import check_seconds, check_settings, check_threads
-    settings = check_settings(Settings(seed=args.seed, steps=args.steps, cfg_scale=args.cfg,
-                                       sampler=args.sampler, cls=args.style))
+    settings = check_settings(settings_from_args(args))
     check_seconds(args.start, "--start")
     check_seconds(args.end, "--end")
     check_threads(args.threads)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from diffv2m.errors import UserError
+from diffv2m.generation_options import add_generation_options, settings_from_args
 from diffv2m.synthesis import Settings
 
 
@@ -35,14 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--track", type=int, default=None,
                    help="with --clips: the video track (1 = bottom) to look in")
     p.add_argument("-o", "--output", required=True, help="the new timeline (never the input)")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--takes", type=int, default=1, help="K takes with seeds SEED..SEED+K-1")
     p.add_argument("--takes-as", choices=("tracks", "clips"), default="tracks",
                    help="alternate takes as extra tracks (default) or as clips in one track")
-    p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--cfg", type=float, default=3.0)
-    p.add_argument("--sampler", default="dpmpp-2m")
-    p.add_argument("--style", type=int, default=1, choices=(0, 1, 2))
+    add_generation_options(p)
     p.add_argument("--rate", type=float, default=None,
                    help="frame rate for formats that do not carry one (EDL), e.g. 23.976")
     p.add_argument("--media-root", help="relink: look for missing media by name under this folder")
@@ -75,16 +72,14 @@ def check_options(args) -> list[Settings]:
     """Every option checked before any work; returns the settings of each take."""
     import math
     from diffv2m.settings_limits import check_settings, check_threads
-    first = Settings(seed=args.seed, steps=args.steps, cfg_scale=args.cfg,
-                     sampler=args.sampler, cls=args.style)
+    first = settings_from_args(args)
     check_settings(first, takes=args.takes)
     check_threads(args.threads)
     if args.rate is not None and not (math.isfinite(args.rate) and 0 < args.rate <= 1000):
         raise UserError(f"--rate {args.rate}: must be a frame rate above 0 and at most 1000")
     if args.track is not None and args.track < 1:
         raise UserError(f"--track {args.track}: tracks count from 1 (the bottom one)")
-    return [Settings(seed=args.seed + k, steps=args.steps, cfg_scale=args.cfg,
-                     sampler=args.sampler, cls=args.style) for k in range(args.takes)]
+    return [settings_from_args(args, seed_offset=k) for k in range(args.takes)]
 
 
 def check_outputs(out: Path, mux: str | None) -> None:

@@ -15,11 +15,9 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayo
                                QLabel, QProgressBar, QPushButton, QSpinBox, QToolButton,
                                QVBoxLayout, QWidget)
 
+from diffv2m.generation_options import DEFAULTS, SAMPLER_NAMES, STYLES
 from diffv2m.settings_limits import CFG_RANGE, MAX_SEED, MAX_STEPS
 from diffv2m.synthesis import Settings
-
-STYLES = ("calm", "moderate", "energetic")          # the class token 0..2
-SAMPLERS = ("dpmpp-2m", "euler", "ddim")            # diffv2m.diffusion.SAMPLERS
 
 
 def backend_kind(name: str) -> str:
@@ -55,21 +53,21 @@ class GenerateControls(QWidget):
         self.dice.clicked.connect(self.randomise_seed)
         self.steps = QSpinBox()
         self.steps.setRange(1, MAX_STEPS)
-        self.steps.setValue(25)
+        self.steps.setValue(DEFAULTS.steps)
         self.steps.setToolTip("Sampler steps: more is slower and usually cleaner")
         self.cfg = QDoubleSpinBox()
         self.cfg.setRange(1.0, CFG_RANGE[1])
         self.cfg.setSingleStep(0.5)
         self.cfg.setDecimals(2)
-        self.cfg.setValue(3.0)
+        self.cfg.setValue(DEFAULTS.cfg_scale)
         self.cfg.setToolTip("Guidance (classifier-free guidance scale): how strongly the music "
                             "follows the picture")
         self.style = QComboBox()
         for i, s in enumerate(STYLES):
             self.style.addItem(f"{i} · {s}", i)
-        self.style.setCurrentIndex(1)
+        self.style.setCurrentIndex(DEFAULTS.cls)
         self.sampler = QComboBox()
-        for s in SAMPLERS:
+        for s in SAMPLER_NAMES:
             self.sampler.addItem(s, s)
 
         seed_row = QHBoxLayout()

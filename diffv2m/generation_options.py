@@ -1,0 +1,36 @@
+"""The generation options every front end offers, declared once: ``diffv2m generate``,
+``diffv2m score`` and the panel take their defaults (:class:`~diffv2m.synthesis.Settings`),
+their choices and their meaning from here; the ranges are :mod:`diffv2m.settings_limits`."""
+from __future__ import annotations
+
+import argparse
+
+from diffv2m.diffusion import SAMPLERS
+from diffv2m.synthesis import Settings
+
+DEFAULTS = Settings()
+#: the class token 0..2
+STYLES = ("calm", "moderate", "energetic")
+#: the samplers of :data:`diffv2m.diffusion.SAMPLERS`, the default first (the panel's order)
+SAMPLER_NAMES = ("dpmpp-2m", "euler", "ddim")
+assert set(SAMPLER_NAMES) == set(SAMPLERS) and SAMPLER_NAMES[0] == DEFAULTS.sampler
+
+
+def add_generation_options(p: argparse.ArgumentParser) -> None:
+    """``--seed --steps --cfg --sampler --style``, with the defaults of :class:`Settings`."""
+    styles = ", ".join(f"{i} {name}" for i, name in enumerate(STYLES))
+    p.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                   help="random seed (recorded in the output)")
+    p.add_argument("--steps", type=int, default=DEFAULTS.steps,
+                   help=f"sampler steps (default {DEFAULTS.steps})")
+    p.add_argument("--cfg", type=float, default=DEFAULTS.cfg_scale,
+                   help="classifier-free guidance scale")
+    p.add_argument("--sampler", default=DEFAULTS.sampler, help=" | ".join(SAMPLER_NAMES))
+    p.add_argument("--style", type=int, default=DEFAULTS.cls, choices=tuple(range(len(STYLES))),
+                   help=f"class token: {styles} (default {DEFAULTS.cls})")
+
+
+def settings_from_args(args: argparse.Namespace, *, seed_offset: int = 0) -> Settings:
+    """The :class:`Settings` the options of :func:`add_generation_options` name."""
+    return Settings(seed=args.seed + seed_offset, steps=args.steps, cfg_scale=args.cfg,
+                    sampler=args.sampler, cls=args.style)
