@@ -33,14 +33,14 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from diffv2m import jobs, synthesis
-    from diffv2m.data.features_cli import read_manifest
+    from diffv2m.data.manifest import read_manifest
     if args.checkpoint:
         from diffv2m.pipeline import load_backend
         backend = load_backend(args.checkpoint)
     else:
         from diffv2m.runtime.ort import load_runtime
         backend = load_runtime(args.onnx_dir)
-    clips = [c for c in read_manifest(args.manifest) if c.get("split") == args.split]
+    clips = [c for c in read_manifest(args.manifest, strict=False) if c.get("split") == args.split]
     if args.limit:
         clips = clips[: args.limit]
     takes = args.out / "takes"

@@ -51,13 +51,13 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from diffv2m import assets, jobs, synthesis
-    from diffv2m.data.features_cli import read_manifest
+    from diffv2m.data.manifest import read_manifest
     from diffv2m.data.scores import clip_roll_file, load_score
     from diffv2m.evaluate.note_f1 import note_f1
     from diffv2m.runtime.ort import load_runtime
     from diffv2m.score.take import midi_file_bytes, notes_mode
     backend = load_runtime(args.onnx_dir or assets.model_onnx_dir("score"))
-    clips = [c for c in read_manifest(args.manifest) if c.get("split") == args.split]
+    clips = [c for c in read_manifest(args.manifest, strict=False) if c.get("split") == args.split]
     if args.limit:
         clips = clips[: args.limit]
     takes = args.out / "takes"

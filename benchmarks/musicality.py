@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from diffv2m.data.corpus import Settings
-    from diffv2m.data.features_cli import read_manifest
+    from diffv2m.data.manifest import read_manifest
     from diffv2m.evaluate import symbolic
     from diffv2m.evaluate import transcription as T
     from diffv2m.media import read_audio
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     settings = Settings(seed=cfg["seed"], clip_seconds=cfg["clip_seconds"],
                         sample_rate=cfg["sample_rate"], fps=cfg["fps"], width=cfg["width"],
                         height=cfg["height"])
-    clips = read_manifest(args.corpus / "manifest.jsonl")
+    clips = read_manifest(args.corpus / "manifest.jsonl", strict=False)
     if args.limit:
         clips = clips[: args.limit]
     backend = None

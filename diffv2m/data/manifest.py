@@ -83,9 +83,19 @@ def json_lines(path: str | Path) -> Iterator[tuple[str, dict]]:
         yield f"{path}:{n}", rec
 
 
-def read_manifest(path: str | Path, *, check_media: bool = True) -> list[dict]:
-    """Records of a manifest, validated; media paths stay relative to its folder."""
+def read_manifest(path: str | Path, *, strict: bool = True,
+                  check_media: bool = True) -> list[dict]:
+    """Records of a manifest (JSON lines).
+
+    ``strict`` (the corpus builder's own manifests): every record validated, ids unique,
+    media paths stay relative to the manifest's folder (``check_media``: each must exist).
+    Lenient (``strict=False``; what the trainers read, so a user's own data needs only
+    ``id``, ``video``, ``audio``, ``split``): media paths made absolute, each must be a file,
+    at least one clip.
+    """
     path = Path(path)
+    if not strict:
+        return _read_clips(path)
     records = []
     for where, rec in json_lines(path):
         validate_record(rec, where)
@@ -98,3 +108,19 @@ def read_manifest(path: str | Path, *, check_media: bool = True) -> list[dict]:
     if len(set(ids)) != len(ids):
         raise UserError(f"{path}: clip ids are not unique")
     return records
+
+
+def _read_clips(path: Path) -> list[dict]:
+    clips = []
+    for where, clip in json_lines(path):
+        for key in ("video", "audio"):
+            if key not in clip:
+                raise UserError(f"{where}: clip has no {key!r}")
+            clip[key] = str((path.parent / clip[key]).resolve())
+            if not Path(clip[key]).is_file():
+                what = "no such file" if not Path(clip[key]).exists() else "not a file"
+                raise UserError(f"{where}: clip {clip.get('id', '?')!r}: {key} {clip[key]}: {what}")
+        clips.append(clip)
+    if not clips:
+        raise UserError(f"{path}: the manifest has no clips")
+    return clips

@@ -52,7 +52,7 @@ def save_autoencoder(path: Path, ae: torch.nn.Module, config) -> None:
 
 def train_autoencoder(args: argparse.Namespace) -> Path:
     from tqdm import tqdm
-    from ..data.features_cli import read_manifest
+    from ..data.manifest import read_manifest
     from ..models.audio_losses import AutoencoderLoss
     from ..models.autoencoder import Autoencoder
 
@@ -67,7 +67,7 @@ def train_autoencoder(args: argparse.Namespace) -> Path:
     if pack is not None and pack.exists():        # no manifest or media needed
         bank = load_audio_pack(pack, config.sample_rate)
     else:
-        clips = split_clips(read_manifest(Path(args.manifest)), "train")
+        clips = split_clips(read_manifest(Path(args.manifest), strict=False), "train")
         bank = load_audio_bank(clips, config.sample_rate)
         if pack is not None and info.main:
             save_audio_pack(pack, bank, config.sample_rate, [c["id"] for c in clips])
@@ -143,9 +143,9 @@ def train_autoencoder(args: argparse.Namespace) -> Path:
 def write_reconstructions(ae: torch.nn.Module, manifest: Path, run: Path, config, n: int) -> dict:
     """Reconstruct ``n`` validation clips; write WAVs and the reconstruction figures."""
     from .. import media
-    from ..data.features_cli import read_manifest
+    from ..data.manifest import read_manifest
     from ..evaluate.recon_metrics import mel_distance, mrstft_distance, si_sdr
-    clips = split_clips(read_manifest(manifest), "val")[:n]
+    clips = split_clips(read_manifest(manifest, strict=False), "val")[:n]
     rows = []
     for c in clips:
         a = media.read_audio(c["audio"], config.sample_rate, mono=True)

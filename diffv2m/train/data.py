@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.features_cli import clip_key, read_manifest
+from ..data.clip_features import clip_key
+from ..data.manifest import read_manifest
 from ..errors import UserError
 
 
@@ -127,12 +128,12 @@ def load_prior_data(manifest: Path, split: str, *, seconds: int, image_size: int
                     ) -> tuple[PriorData, list[dict]]:
     """Features of a split's clips (extracted on the fly when missing from the cache); with
     ``cue_channels`` also each clip's cue track over its first ``latent_frames`` frames."""
-    from ..data.features_cli import extract_clip
+    from ..data.clip_features import extract_clip
     from ..features.cue_track import CUE_CHANNELS, cue_track
     from ..features.rhythm import odf_normalise
     if cue_channels not in (0, CUE_CHANNELS):
         raise UserError(f"cue_channels must be 0 or {CUE_CHANNELS}, not {cue_channels}")
-    clips = split_clips(read_manifest(manifest), split)
+    clips = split_clips(read_manifest(manifest, strict=False), split)
     cache_dir = cache_dir or manifest.parent / "features"
     rows = {k: [] for k in ("frames", "colour", "scene_cut", "motion", "odf", "cues")}
     for c in clips:

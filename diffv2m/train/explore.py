@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
     import torch
     from .. import media
     from ..atomic import atomic_path
-    from ..data.features_cli import read_manifest
+    from ..data.manifest import read_manifest
     from .prior import load_autoencoder
 
     p = argparse.ArgumentParser(prog="diffv2m explore-latents", description=__doc__)
@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
 
     ae, config = load_autoencoder(args.autoencoder)
-    clips = read_manifest(args.manifest)[: args.max_clips]
+    clips = read_manifest(args.manifest, strict=False)[: args.max_clips]
     frames, means, labels = [], [], []
     if config.latent_family == "score":              # the clips' piano rolls
         from .score_autoencoder import clip_rolls

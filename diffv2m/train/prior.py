@@ -338,12 +338,12 @@ def train_prior(args: argparse.Namespace) -> Path:
 def write_validation_samples(checkpoint: Path, manifest: Path, run: Path, n: int) -> None:
     """Generate music for the first ``n`` validation clips into ``run/val/``."""
     from .. import synthesis
-    from ..data.features_cli import read_manifest
+    from ..data.manifest import read_manifest
     from ..jobs import generate_file
     from ..pipeline import load_backend
     from .data import split_clips
     backend = load_backend(checkpoint)
-    for c in split_clips(read_manifest(manifest), "val")[:n]:
+    for c in split_clips(read_manifest(manifest, strict=False), "val")[:n]:
         generate_file(backend, c["video"], run / "val" / f"{c['id']}.take-0.wav",
                       settings=synthesis.Settings(seed=0, steps=20, cls=int(c.get("cls", 1))))
 

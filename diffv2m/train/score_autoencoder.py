@@ -59,7 +59,7 @@ def roll_batch(bank: list[np.ndarray], batch: int, frames: int, gen: torch.Gener
 def train_score_autoencoder(args: argparse.Namespace, config) -> Path:
     from tqdm import tqdm
 
-    from ..data.features_cli import read_manifest
+    from ..data.manifest import read_manifest
     from ..models.score_autoencoder import ScoreAutoencoder, score_loss
     from .autoencoder import save_autoencoder
 
@@ -68,7 +68,7 @@ def train_score_autoencoder(args: argparse.Namespace, config) -> Path:
         raise UserError(f"--device {args.device}: choose auto, cpu or cuda")
     device = torch.device("cuda" if args.device != "cpu" and torch.cuda.is_available() else "cpu")
     run = Path(args.run_dir)
-    clips = split_clips(read_manifest(Path(args.manifest)), "train")
+    clips = split_clips(read_manifest(Path(args.manifest), strict=False), "train")
     bank = clip_rolls(clips, config)
     hop = config.autoencoder.hop
     frames = max(hop, int(round(args.segment_seconds * config.autoencoder.frame_rate / hop)) * hop)
@@ -115,10 +115,10 @@ def train_score_autoencoder(args: argparse.Namespace, config) -> Path:
 @torch.no_grad()
 def reconstruction_figures(ae, manifest: Path, config, n: int) -> dict:
     """Note-F1 (onset within one frame, same track and pitch) of ``n`` val clips' round trip."""
-    from ..data.features_cli import read_manifest
+    from ..data.manifest import read_manifest
     from ..evaluate.note_f1 import note_f1
     from ..score.roll import roll_to_notes
-    clips = split_clips(read_manifest(manifest), "val")[:n]
+    clips = split_clips(read_manifest(manifest, strict=False), "val")[:n]
     rolls = clip_rolls(clips, config)
     cfg = config.autoencoder
     f1 = []
