@@ -15,7 +15,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output WAV/FLAC (default: VIDEO.take-SEED.wav)")
     p.add_argument("--seed", type=int, default=0, help="random seed (recorded in the output)")
     p.add_argument("--steps", type=int, default=25, help="sampler steps (default 25)")
-    p.add_argument("--cfg", type=float, default=3.0, help="classifier-free guidance scale")
+    p.add_argument("--cfg", type=float, default=None,
+                   help="classifier-free guidance scale (default: the model's, 2 for score, "
+                        "3 for audio)")
     p.add_argument("--sampler", default="dpmpp-2m", help="dpmpp-2m | euler | ddim")
     p.add_argument("--style", type=int, default=1, choices=(0, 1, 2),
                    help="class token: 0 calm, 1 moderate, 2 energetic (default 1)")
@@ -123,7 +125,8 @@ def main(argv: list[str]) -> int:
         if args.sample_rate is not None and not 8000 <= args.sample_rate <= 192000:
             raise UserError(f"--sample-rate {args.sample_rate}: must be within 8000..192000")
         check_renderer(args.soundfont)
-    settings = Settings(seed=args.seed, steps=args.steps, cfg_scale=args.cfg,
+    cfg_scale = args.cfg if args.cfg is not None else backend.config.default_cfg_scale
+    settings = Settings(seed=args.seed, steps=args.steps, cfg_scale=cfg_scale,
                         sampler=args.sampler, cls=args.style, ensemble=args.ensemble,
                         sample_rate=args.sample_rate if score_family else None)
     cache = None if args.no_cache else jobs.default_cache_dir() / "features"

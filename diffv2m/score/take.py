@@ -165,9 +165,17 @@ def _standin_gain(mix: np.ndarray) -> np.float32:
 
 
 def _standin_stems(score: Score, sample_rate: int) -> dict[str, np.ndarray]:
-    """Each track rendered alone, all scaled by the gain of their sum (the mix)."""
-    stems = {t: _standin_raw(Score([n for n in score.notes if n.track == t], score.ensemble,
-                                   score.duration), sample_rate) for t in TRACKS}
+    """Each track rendered alone (FluidSynth processes side by side; a track without notes
+    is silence), all scaled by the gain of their sum (the mix)."""
+    from concurrent.futures import ThreadPoolExecutor
+    n = int(round(score.duration * sample_rate))
+    parts = {t: [x for x in score.notes if x.track == t] for t in TRACKS}
+    busy = [t for t in TRACKS if parts[t]]
+    with ThreadPoolExecutor(max_workers=max(1, len(busy))) as pool:
+        done = dict(zip(busy, pool.map(
+            lambda t: _standin_raw(Score(parts[t], score.ensemble, score.duration), sample_rate),
+            busy)))
+    stems = {t: done.get(t, np.zeros((2, n), np.float32)) for t in TRACKS}
     gain = _standin_gain(sum(stems.values()))
     return {t: a * gain for t, a in stems.items()}
 
