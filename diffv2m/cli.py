@@ -2,11 +2,15 @@
 
 Each module exposes ``main(argv: list[str]) -> int`` with its own argparse parser, and is only
 imported when its subcommand runs, so ``diffv2m --help`` works on a machine without torch.
-User mistakes (:class:`diffv2m.errors.UserError`) print one line and exit with code 2.
+User mistakes (:class:`diffv2m.errors.UserError`) print one line and exit with code 2; so do
+system errors on the user's files (disk full, read-only folder, permission), named with their
+real cause and path.  Ctrl-C exits 130 and SIGTERM 143, each with one line, after every output
+transaction has removed what it had started.
 """
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 
 # name -> (module, one-line help)
@@ -34,8 +38,27 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _raise_terminated(signum, frame):
+    from .errors import Terminated
+    raise Terminated()
+
+
+def install_sigterm_handler():
+    """SIGTERM raises :class:`diffv2m.errors.Terminated` in the main thread (like Ctrl-C).
+    Returns the previous handler (``None`` when not installed: not the main thread)."""
+    import threading
+    if threading.current_thread() is threading.main_thread():
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    return None
+
+
+def _one_line_usage_error(self, message: str):
+    """argparse's error, on one line (its usage block is what ``--help`` is for)."""
+    self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    from .errors import Cancelled, UserError
+    from .errors import Cancelled, Terminated, UserError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -49,21 +72,39 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"diffv2m: error: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    # The panel runs a Qt event loop, which keeps the default SIGTERM (quit at once).
+    previous = install_sigterm_handler() if name != "panel" else None
+    import argparse
+    argparse_error = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = _one_line_usage_error
     try:
         module = importlib.import_module(COMMANDS[name][0])
         return int(module.main(rest) or 0)
     except UserError as exc:
         print(f"diffv2m: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("diffv2m: terminated (SIGTERM); nothing half-written was left", file=sys.stderr)
+        return 143
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.split(".")[0] in ("torch", "PySide6", "onnx", "tensorrt", "open_clip"):
             print(f"diffv2m: error: '{name}' needs the Python package {exc.name.split('.')[0]!r}, "
                   "which is not installed (see README: extras)", file=sys.stderr)
             return 2
         raise
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        from .output_transaction import os_error_message
+        print(f"diffv2m: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
     except (KeyboardInterrupt, Cancelled):
         print("diffv2m: interrupted; nothing half-written was left", file=sys.stderr)
         return 130
+    finally:
+        argparse.ArgumentParser.error = argparse_error
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,3 +11,9 @@ class UserError(Exception):
 
 class Cancelled(Exception):
     """Raised inside long work when the caller asked to stop (panel Cancel, Ctrl-C)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process receives SIGTERM (a host or a render farm
+    stopping the job).  A ``KeyboardInterrupt`` subclass, so every cleanup that runs on
+    Ctrl-C also runs here; the CLI exits 143 (128 + SIGTERM)."""

@@ -61,14 +61,25 @@ def embedded_model(args) -> str:
 
 
 def make_backend(args):
-    """Pick the backend: ONNX Runtime for the embedded graphs when present, else torch."""
+    """Pick the backend: ONNX Runtime for the model's exported graphs when present, else torch.
+
+    An ``--onnx-dir`` that is missing, or lacks a manifest or a graph, is an error (never a
+    silent fall back to torch); it also selects the ONNX backend.
+    """
     from . import assets
     model = embedded_model(args)
     want = args.backend
+    if args.onnx_dir is not None:
+        if want == "torch" or args.checkpoint is not None:
+            raise UserError("--onnx-dir runs the exported graphs: it does not go with "
+                            "--backend torch or --checkpoint")
+        from .export.providers import validate_manifest
+        validate_manifest(args.onnx_dir, check_hashes=False)     # one line when it is unusable
+        want = "onnx"
     if want == "auto" and (args.device != "cpu" or args.precision != "fp32"):
         want = "torch"                   # a GPU / precision choice is a torch-backend choice
     if want == "auto":
-        onnx_dir = Path(args.onnx_dir) if args.onnx_dir else assets.model_onnx_dir(model)
+        onnx_dir = assets.model_onnx_dir(model)
         want = "onnx" if (args.checkpoint is None and (onnx_dir / "manifest.json").exists()) else "torch"
         if want == "torch":
             try:
@@ -92,24 +103,36 @@ def make_backend(args):
                         precision=args.precision)
 
 
-def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    from . import jobs
-    from .progress import cli_progress
-    video = Path(args.video)
-    out = Path(args.output) if args.output else video.with_name(f"{video.stem}.take-{args.seed}.wav")
-    if out.resolve() == video.resolve():
-        raise UserError(f"{out}: refusing to overwrite the input video")
-    if out.suffix.lower() not in (".wav", ".flac"):
-        raise UserError(f"{out}: output must end in .wav or .flac")
-    from . import media
-    source = media.FileFrameSource(video, start=args.start, end=args.end)  # bad input fails first
-    if args.midi or args.stems:
-        from .score.files import check_outputs
-        check_outputs(args.midi, args.stems)
-    backend = make_backend(args)
-    score_family = backend.config.latent_family == "score"
-    if not score_family:
+def model_inputs(args) -> list[Path]:
+    """The model files this job reads (no output may be one of them)."""
+    files = []
+    if args.checkpoint:
+        files.append(Path(args.checkpoint))
+    if args.onnx_dir and Path(args.onnx_dir).is_dir():
+        files += [p for p in Path(args.onnx_dir).iterdir() if p.is_file()]
+    return files
+
+
+def check_options(args) -> Settings:
+    """Every option checked before any work; returns the settings."""
+    from .settings_limits import check_seconds, check_settings, check_threads
+    # --cfg unset: checked here at 3, replaced by the model's default once it is known
+    cfg = 3.0 if args.cfg is None else args.cfg
+    settings = check_settings(Settings(seed=args.seed, steps=args.steps, cfg_scale=cfg,
+                                       sampler=args.sampler, cls=args.style))
+    check_seconds(args.start, "--start")
+    check_seconds(args.end, "--end")
+    check_threads(args.threads)
+    return settings
+
+
+def check_family_options(args, backend, settings: Settings) -> Settings:
+    """The options that only a score-family model takes (checked once the model is known,
+    before any feature is computed); returns ``settings`` with them filled in."""
+    import dataclasses
+    if args.cfg is None:                            # the model's own guidance (chosen on val)
+        settings = dataclasses.replace(settings, cfg_scale=backend.config.default_cfg_scale)
+    if backend.config.latent_family != "score":
         for flag, value in (("--midi", args.midi), ("--stems", args.stems),
                             ("--ensemble", args.ensemble), ("--soundfont", args.soundfont)):
             if value:
@@ -118,24 +141,61 @@ def main(argv: list[str]) -> int:
         if args.sample_rate not in (None, backend.config.sample_rate):
             raise UserError(f"--sample-rate {args.sample_rate}: the audio model makes "
                             f"{backend.config.sample_rate} Hz only")
-    else:
-        from .score.take import check_renderer, ensemble
-        if args.ensemble:
-            ensemble(args.ensemble)
-        if args.sample_rate is not None and not 8000 <= args.sample_rate <= 192000:
-            raise UserError(f"--sample-rate {args.sample_rate}: must be within 8000..192000")
-        check_renderer(args.soundfont)
-    cfg_scale = args.cfg if args.cfg is not None else backend.config.default_cfg_scale
-    settings = Settings(seed=args.seed, steps=args.steps, cfg_scale=cfg_scale,
-                        sampler=args.sampler, cls=args.style, ensemble=args.ensemble,
-                        sample_rate=args.sample_rate if score_family else None)
-    cache = None if args.no_cache else jobs.default_cache_dir() / "features"
-    with cli_progress(disable=args.quiet) as progress:
-        take = jobs.generate_file(backend, video, out, settings=settings, start=args.start,
-                                  end=args.end, mux=args.mux, cache_dir=cache,
-                                  model_id=getattr(backend, "model_id", ""), progress=progress,
-                                  source=source, midi=args.midi, stems=args.stems,
-                                  soundfont=args.soundfont)
+        return settings
+    from .score.take import check_renderer
+    check_renderer(args.soundfont)
+    return dataclasses.replace(settings, ensemble=args.ensemble, sample_rate=args.sample_rate)
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from . import jobs, media
+    from .output_transaction import OutputTransaction, resolved
+    from .progress import cli_progress
+    settings = check_options(args)
+    video = Path(args.video)
+    resolved(video)                                            # a symlink loop: one line
+    out = Path(args.output) if args.output else video.with_name(f"{video.stem}.take-{args.seed}.wav")
+    if out.suffix.lower() not in (".wav", ".flac"):
+        raise UserError(f"{out}: output must end in .wav or .flac")
+    if args.mux and Path(args.mux).suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        raise UserError(f"{args.mux}: preview must be .mp4 or .mov, not "
+                        f"'{Path(args.mux).suffix}'")
+    tx = OutputTransaction([video, *model_inputs(args)])
+    tx.check(out, "take")
+    if args.mux:
+        tx.check(args.mux, "preview")
+        if resolved(args.mux) == resolved(out):
+            raise UserError(f"{args.mux}: the same path is given for the take and the preview")
+    source = media.FileFrameSource(video, start=args.start, end=args.end)  # bad input fails first
+    if args.midi or args.stems:
+        from .score.files import check_outputs
+        check_outputs(args.midi, args.stems)
+    if args.sample_rate is not None and not 8000 <= args.sample_rate <= 192000:
+        raise UserError(f"--sample-rate {args.sample_rate}: must be within 8000..192000")
+    if args.ensemble:
+        from .score.take import ensemble
+        ensemble(args.ensemble)                                # an unknown name: one line
+    with tx:                     # every output appears together at the end, or none does
+        tmp_out = tx.add(out, "take")                 # an unwritable folder fails here, at once
+        tmp_mux = tx.add(args.mux, "preview") if args.mux else None
+        tmp_midi = tx.add(args.midi, "MIDI file") if args.midi else None
+        tmp_stems = None
+        if args.stems:
+            from .score.files import stem_paths
+            tmp_stems = {t: tx.add(p, f"{t} stem") for t, p in stem_paths(args.stems).items()}
+        backend = make_backend(args)
+        settings = check_family_options(args, backend, settings)
+        cache = None
+        if not args.no_cache:
+            root = jobs.usable_cache_dir()
+            cache = root / "features" if root is not None else None
+        with cli_progress(disable=args.quiet) as progress:
+            take = jobs.generate_file(backend, video, tmp_out, settings=settings,
+                                      start=args.start, end=args.end, mux=tmp_mux,
+                                      cache_dir=cache, model_id=getattr(backend, "model_id", ""),
+                                      progress=progress, source=source, midi=tmp_midi,
+                                      stems=tmp_stems, soundfont=args.soundfont)
     print(f"{out}  ({take.duration:.2f} s, seed {args.seed}, {backend.name})")
     if args.midi:
         print(f"{args.midi}  (MIDI, {len(take.score.notes)} notes, {take.score.ensemble.name})")

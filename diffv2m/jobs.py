@@ -32,6 +32,37 @@ def default_cache_dir() -> Path:
     return Path(root)
 
 
+_cache_warned: list[str] = []
+
+
+def warn_cache_unusable(folder: str | os.PathLike, exc: OSError) -> None:
+    """Say once per process, on one line, that the (optional) cache is not used and why."""
+    import sys
+    from .output_transaction import os_error_cause
+    if _cache_warned:
+        return
+    _cache_warned.append(str(folder))
+    print(f"diffv2m: warning: cache {folder}: {os_error_cause(exc)}; continuing without the "
+          "cache", file=sys.stderr, flush=True)
+
+
+def usable_cache_dir(folder: str | os.PathLike | None = None) -> Path | None:
+    """``folder`` (default: :func:`default_cache_dir`) when a file can be created in it, else
+    ``None`` after one warning line: the cache is optional, a read-only or full cache folder
+    never stops a job."""
+    import tempfile
+    folder = Path(folder) if folder is not None else default_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-") as fh:
+            fh.write(b"x")
+            fh.flush()
+    except OSError as exc:
+        warn_cache_unusable(folder, exc)
+        return None
+    return folder
+
+
 def semantic_normalisation(backend: str = "cnn") -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel ``(mean, std)`` the semantic encoder of ``backend`` expects on [0, 1] pixels."""
     from .features.semantic import CLIP_MEAN, CLIP_STD
@@ -76,23 +107,20 @@ def generate_file(backend: Backend, video_path: str | os.PathLike, out: str | os
                   mux: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
                   model_id: str = "", progress: Progress | None = None,
                   source: Any = None, midi: str | os.PathLike | None = None,
-                  stems: str | os.PathLike | None = None,
+                  stems: dict[str, str | os.PathLike] | None = None,
                   soundfont: str | None = None) -> Take:
     """Video (range) -> music file (and optionally a preview MP4 with the music muxed in).
 
     ``source``: the already-probed ``media.FileFrameSource`` of that range, if the caller
     has one (the CLI checks the input first), so the file is not probed twice.
-    Score-family models also write ``midi`` (a Standard MIDI File) and ``stems`` (a folder
-    of one WAV per track), checked before any work starts (:mod:`diffv2m.score.files`).
+    Score-family models also write ``midi`` (a Standard MIDI File) and ``stems`` (one WAV
+    per track: ``{track: path}``, see :func:`diffv2m.score.files.stem_paths`).
     """
     from . import media
     video_path = Path(video_path)
-    if midi is not None or stems is not None:
-        from .score.files import check_outputs
-        if backend.config.latent_family != "score":
-            raise UserError(f"{midi or stems}: MIDI and stems come from a score-family model "
-                            "(--model score)")
-        check_outputs(midi, stems)
+    if (midi is not None or stems) and backend.config.latent_family != "score":
+        raise UserError(f"{midi or next(iter(stems.values()))}: MIDI and stems come from a "
+                        "score-family model (--model score)")
     if source is None:
         source = media.FileFrameSource(video_path, start=start, end=end)
     if source.duration <= 0:
@@ -115,5 +143,5 @@ def generate_file(backend: Backend, video_path: str | os.PathLike, out: str | os
         from .score.files import write_stems
         write_stems(stems, stem_audio, take.sample_rate, {**take.metadata(), **extra})
     if mux:
-        media.mux(video_path, out, mux, start=start, end=end)
+        media.mux(video_path, out, mux, start=start, end=end, progress=progress)
     return take

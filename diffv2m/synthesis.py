@@ -237,6 +237,8 @@ def synthesise(backend: Backend, conditions: Conditions, settings: Settings, *,
 
     Score family: the decoded notes are rendered with FluidSynth (``soundfont``: the GM
     SoundFont, default the system's) and kept in ``Take.score``."""
+    from .settings_limits import check_settings
+    check_settings(settings)
     cfg = backend.config
     sr = cfg.sample_rate
     W = cfg.window_seconds

@@ -41,6 +41,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -319,11 +320,7 @@ def export_onnx(checkpoint: str | os.PathLike | None, out_dir: str | os.PathLike
     on fresh random inputs and the export fails if ``max_abs_err > rel_tol * scale``.
     Returns the manifest.
     """
-    import onnx
-    import onnxruntime
-    from diffv2m import __version__ as diffv2m_version
     from diffv2m.assets import default_checkpoint
-    from diffv2m.models.checkpoint import load_checkpoint
 
     if opset not in OPSETS:
         raise UserError(f"opset {opset} is not supported; choose one of "
@@ -335,7 +332,22 @@ def export_onnx(checkpoint: str | os.PathLike | None, out_dir: str | os.PathLike
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: exists and is not a directory")
+    created = [d for d in (out, *out.parents) if not d.exists()]
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _export_into(ckpt, out, opset=opset, graphs=graphs, parity=parity,
+                            rel_tol=rel_tol, progress=progress)
+    except BaseException:
+        if created:                          # a failed export leaves no folder it made
+            shutil.rmtree(created[-1], ignore_errors=True)
+        raise
+
+
+def _export_into(ckpt: Path, out: Path, *, opset, graphs, parity, rel_tol, progress):
+    import onnx
+    import onnxruntime
+    from diffv2m import __version__ as diffv2m_version
+    from diffv2m.models.checkpoint import load_checkpoint
     model, config, meta = load_checkpoint(ckpt)
     specs = graph_specs(model, config)
     names = [g for g in GRAPHS if g in specs and (graphs is None or g in graphs)]

@@ -78,6 +78,10 @@ class OrtGraph:
         cpu_only = providers == ["CPUExecutionProvider"]
         key_dir = None
         if cpu_only and cache_dir is not None:
+            from diffv2m.jobs import usable_cache_dir
+            if usable_cache_dir(cache_dir / "ort") is None:     # read-only / full: one warning
+                cache_dir = None
+        if cpu_only and cache_dir is not None:
             key = f"{name}-{sha256[:16]}-ort{ort.__version__}-cpu-{_cpu_tag()}"
             key_dir = cache_dir / "ort" / key
             cached = key_dir / "model.onnx"
@@ -106,10 +110,15 @@ class OrtGraph:
             try:
                 self.session = ort.InferenceSession(str(path), so, providers=provs)
             except Exception as e:
-                if tmp is not None:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                raise UserError(f"{path}: onnxruntime cannot load this graph "
-                                f"({str(e).splitlines()[0][:200]})") from None
+                if tmp is None:
+                    raise UserError(f"{path}: onnxruntime cannot load this graph "
+                                    f"({str(e).splitlines()[0][:200]})") from None
+                # Saving the optimised graph into the cache failed (a full or read-only cache
+                # disk): the cache is optional, so open the graph again without it; only a
+                # graph that still fails to load is the graph's fault.
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp = None
+                self.session = self._open_uncached(path, so, provs, e, key_dir.parent)
             if tmp is not None:
                 if (tmp / "model.onnx").is_file():
                     try:
@@ -123,6 +132,32 @@ class OrtGraph:
         self.provider = actual[0] if actual else "CPUExecutionProvider"
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def _open_uncached(self, path: Path, so, provs, first_error: Exception, cache: Path):
+        import errno
+        import onnxruntime as ort
+        so = self._fresh_options(so)
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            session = ort.InferenceSession(str(path), so, providers=provs)
+        except Exception as e:
+            raise UserError(f"{path}: onnxruntime cannot load this graph "
+                            f"({str(e).splitlines()[0][:200]})") from None
+        from diffv2m.jobs import warn_cache_unusable
+        text = str(first_error)
+        line = text.splitlines()[0][:200] if text else type(first_error).__name__
+        try:                            # onnxruntime words a full disk as a protobuf error
+            st = os.statvfs(cache)
+            full = st.f_bavail * st.f_frsize < (64 << 20) or st.f_favail == 0
+        except OSError:
+            full = False
+        if full or "No space" in text or "ENOSPC" in text:
+            warn_cache_unusable(cache, OSError(errno.ENOSPC, line))
+        elif "Read-only" in text or "EROFS" in text:
+            warn_cache_unusable(cache, OSError(errno.EROFS, line))
+        else:
+            warn_cache_unusable(cache, OSError(f"cannot save the optimised graph ({line})"))
+        return session
 
     @staticmethod
     def _fresh_options(old):

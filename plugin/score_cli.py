@@ -5,6 +5,7 @@ Runs on the torch-free runtime (exported graphs of the embedded default unless `
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..errors import UserError
@@ -16,13 +17,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="diffv2m score",
         description="Score a timeline selection (any format an installed OTIO adapter reads) and "
                     "write a new timeline with a 'Diff-V2M score' audio track.")
-    p.add_argument("timeline", help="timeline file (.otio, .otioz, .edl, .xml, .fcpxml, ...) "
+    p.add_argument("timeline", help="timeline file (.otio, .otioz, .edl, .xml, .fcpxml, .aaf, "
+                                    ".kdenlive, .mlt) "
                                     "or a plain video")
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--range", metavar="IN-OUT",
                      help="IN-OUT as timecode (01:00:10:00-01:00:40:00; ';' for drop-frame), "
                           "frames (240-960) or seconds (10s-40s)")
-    sel.add_argument("--marker", help="the range of the marker with this name")
+    sel.add_argument("--marker", help="the marker with this name: its range; a point or "
+                                      "one-frame marker selects up to the next marker or the "
+                                      "end of the clip under it")
+    p.add_argument("--duration", metavar="T",
+                   help="with --marker: select T from the marker (frames 96, seconds 4s or "
+                        "timecode 00:00:04:00)")
     sel.add_argument("--clips", help="comma-separated clip names: from the first one's start to "
                                      "the last one's end")
     p.add_argument("--track", type=int, default=None,
@@ -44,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mux", help="also write a preview MP4 of the selection with the first take")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="let the OTIO adapters' banners, warnings and log lines through")
     return p
 
 
@@ -62,45 +71,111 @@ def parse_range(text: str, rate: float):
     return parse_time(a, rate), parse_time(b, rate)
 
 
+def check_options(args) -> list[Settings]:
+    """Every option checked before any work; returns the settings of each take."""
+    import math
+    from ..settings_limits import check_settings, check_threads
+    first = Settings(seed=args.seed, steps=args.steps, cfg_scale=args.cfg,
+                     sampler=args.sampler, cls=args.style)
+    check_settings(first, takes=args.takes)
+    check_threads(args.threads)
+    if args.rate is not None and not (math.isfinite(args.rate) and 0 < args.rate <= 1000):
+        raise UserError(f"--rate {args.rate}: must be a frame rate above 0 and at most 1000")
+    if args.track is not None and args.track < 1:
+        raise UserError(f"--track {args.track}: tracks count from 1 (the bottom one)")
+    return [Settings(seed=args.seed + k, steps=args.steps, cfg_scale=args.cfg,
+                     sampler=args.sampler, cls=args.style) for k in range(args.takes)]
+
+
+def check_outputs(out: Path, mux: str | None) -> None:
+    """The output timeline's format (a writing adapter that can carry music) and the
+    preview's container, before any work."""
+    from .timeline import adapter_for
+    if adapter_for(out, write=True) == "cmx_3600":
+        raise UserError(f"{out}: an EDL cannot carry the music (the cmx_3600 writer keeps one "
+                        "video track and no audio); write .otio or FCP 7 .xml instead")
+    if mux and Path(mux).suffix.lower() not in (".mp4", ".m4v", ".mov"):
+        raise UserError(f"{mux}: preview must be .mp4 or .mov, not '{Path(mux).suffix}'")
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    from .. import media
+    from ..output_transaction import OutputTransaction, resolved
     from ..progress import cli_progress
+    from . import timeline as timeline_mod
     from .session import ScoringSession, load_backend
+    all_settings = check_options(args)
+    timeline_mod.VERBOSE = bool(args.verbose)
+    if args.duration is not None and not args.marker:
+        raise UserError(f"--duration {args.duration}: goes with --marker NAME")
     src, out = Path(args.timeline), Path(args.output)
+    resolved(src)                                          # a symlink loop: one line
     if not src.exists():
         raise UserError(f"{src}: no such file")
-    if out.resolve() == src.resolve():
+    if not src.is_file():
+        raise UserError(f"{src}: not a file")
+    if resolved(out) == resolved(src):
         raise UserError(f"{out}: refusing to overwrite the input timeline")
-    if args.takes < 1:
-        raise UserError(f"--takes {args.takes}: must be at least 1")
-    backend = load_backend(args.onnx_dir, threads=args.threads)
-    session = ScoringSession(src, backend, media_root=args.media_root,
+    check_outputs(out, args.mux)
+    tx = OutputTransaction([src])
+    tx.check(out, "timeline")
+    if args.mux:
+        tx.check(args.mux, "preview")
+    if args.onnx_dir and Path(args.onnx_dir).is_dir():
+        for f in Path(args.onnx_dir).iterdir():
+            if f.is_file():
+                tx.add_input(f)
+    if args.onnx_dir is not None:
+        from ..export.providers import validate_manifest
+        validate_manifest(args.onnx_dir, check_hashes=False)
+    # The timeline (or video) is read and the selection checked before the graphs load.
+    session = ScoringSession(src, None, media_root=args.media_root,
                              take_dir=args.take_dir or out.parent, rate=args.rate)
+    for f in session.media_files():
+        tx.add_input(f)
     if session.is_video:
         if args.range:
-            a, b = parse_range(args.range, session.rate)
-            session.select_seconds(_seconds(a), _seconds(b))
+            a, b = (_seconds(t) for t in parse_range(args.range, session.rate))
+            fps = session.info.fps or 0.0
+            a, b = media.check_range(src, session.info.duration, a, b,
+                                     slack=1.0 / fps if fps else 0.0)
+            session.select_seconds(a, b)
     elif args.range:
         session.select(range=split_range(args.range))
     elif args.marker:
-        session.select(marker=args.marker)
+        session.select(marker=args.marker, duration=args.duration)
     elif args.clips:
         session.select(clips=[c.strip() for c in args.clips.split(",") if c.strip()],
                        track=args.track)
     else:
         session.select()
+    take_paths = [session.take_path(s.seed) for s in all_settings]
     records = []
-    with cli_progress(disable=args.quiet) as progress:
-        for k in range(args.takes):
-            settings = Settings(seed=args.seed + k, steps=args.steps, cfg_scale=args.cfg,
-                                sampler=args.sampler, cls=args.style)
-            records.append(session.generate(settings, progress=progress))
-    written = session.export_timeline(out, records, takes_as=args.takes_as)
+    with tx:                     # every file appears together at the end, or none does
+        for path in take_paths:
+            tx.add(path, "take")
+        tmp_timeline = tx.add(out, "timeline")
+        tmp_mux = tx.add(args.mux, "preview") if args.mux else None
+        backend = session.backend = load_backend(args.onnx_dir, threads=args.threads)
+        with cli_progress(disable=args.quiet) as progress:
+            for settings in all_settings:
+                records.append(session.generate(settings, progress=progress, transaction=tx))
+        for w in session.warnings:
+            print(f"diffv2m: warning: {src}: {w}", file=sys.stderr)
+        try:
+            session.export_timeline(tmp_timeline, records, takes_as=args.takes_as,
+                                    final_path=out, transaction=tx)
+        except UserError as exc:
+            # the transaction removes the takes this run made (documented in the README)
+            made = "the takes made for it were" if len(records) > 1 else "the take made for it was"
+            raise UserError(f"{exc} ({made} removed)") from None
+        if tmp_mux is not None:
+            session.export_preview(records[0], tmp_mux)
     for r in records:
         print(f"{r.path}  (seed {r.seed}, {r.take.duration:.2f} s)")
-    print(f"{written}  (new timeline, {backend.name})")
+    print(f"{out}  (new timeline, {backend.name})")
     if args.mux:
-        session.export_preview(records[0], args.mux)
         print(f"{args.mux}  (preview)")
     return 0
 

@@ -58,6 +58,10 @@ class ScoringSession:
         self.timeline = None
         self.selection = None           # otio TimeRange (timeline) or (start, end) seconds (video)
         self.takes: list[TakeRecord] = []
+        #: What the selection's picture lacks (mostly black, title stand-ins, no start
+        #: timecode...): shown by the CLI on stderr and by the panel in its status, and
+        #: recorded in each exported timeline's metadata. Empty for a clean selection.
+        self.warnings: list[str] = []
         self._conditions: Conditions | None = None
         self._conditions_cls: int | None = None      # the class the conditions were made for
         self._source = None
@@ -67,7 +71,10 @@ class ScoringSession:
             self.select_seconds(0.0, self.info.duration)
         else:
             from .timeline import load_timeline
-            self.timeline = load_timeline(self.path, rate=rate)
+            self.timeline = load_timeline(self.path, rate=rate, media_root=self.media_root)
+            if not any(t.find_clips() for t in self.timeline.video_tracks()):
+                raise UserError(f"{self.path}: the timeline has no video clips (only audio or "
+                                "empty tracks): there is no picture to score")
 
     # -- selection -------------------------------------------------------------------------
     @property
@@ -87,10 +94,11 @@ class ScoringSession:
             return
         from .timeline import resolve_segments, select
         from .timeline_source import TimelineFrameSource
-        sel = select(self.timeline, **kw)
+        sel = select(self.timeline, **{"name": str(self.path), **kw})
         segments = resolve_segments(self.timeline, sel, timeline_path=self.path,
                                     media_root=self.media_root)
         self._set(sel, TimelineFrameSource(segments))
+        self.warnings = selection_warnings(segments)
 
     def select_seconds(self, start: float, end: float) -> None:
         if self.is_video:
@@ -102,6 +110,7 @@ class ScoringSession:
                                 f"({start:.3f} s > {self.info.duration:.3f} s)")
             end = min(end, self.info.duration)
             self._set((start, end), media.FileFrameSource(self.path, start=start, end=end))
+            self.warnings = []
         else:
             import opentimelineio as otio
             r = self.rate
@@ -144,31 +153,66 @@ class ScoringSession:
             k += 1
         return path
 
-    def generate(self, settings: Settings, progress: Progress | None = None) -> TakeRecord:
-        """One take for the current selection, written as NAME.take-SEED.wav."""
+    def generate(self, settings: Settings, progress: Progress | None = None, *,
+                 transaction: Any = None) -> TakeRecord:
+        """One take for the current selection, written as NAME.take-SEED.wav.
+
+        With ``transaction`` (a :class:`diffv2m.output_transaction.OutputTransaction` that
+        declared :meth:`take_path` of the seed) the take is written to its temporary and
+        published, so the transaction's abort takes it back."""
         t0 = time.perf_counter()
         conditions = self.conditions(settings, progress)
         t1 = time.perf_counter()
         take = synthesise(self.backend, conditions, settings, progress=progress)
         take.timings["conditions"] = t1 - t0
         start, end = self.selection_seconds
-        path = write_take(take, self.take_path(settings.seed), self.provenance(start, end))
+        path = self.take_path(settings.seed)
+        if transaction is None:
+            write_take(take, path, self.provenance(start, end))
+        else:
+            write_take(take, transaction.temporary(path), self.provenance(start, end))
+            transaction.publish(path)
         take.timings["total"] = time.perf_counter() - t0
         record = TakeRecord(path=path, take=take)
         self.takes.append(record)
         return record
+
+    def media_files(self) -> list[Path]:
+        """Every existing media file the timeline references (all tracks, every reference of
+        every clip) or the video itself: the inputs no output of a job may overwrite."""
+        if self.is_video:
+            return [self.path]
+        import opentimelineio as otio
+        from .timeline import _Resolver, timeline_rate
+        resolver = _Resolver(self.timeline, self.path, self.media_root, timeline_rate(self.timeline))
+        found = []
+        for clip in self.timeline.find_clips():
+            for ref in clip.media_references().values():
+                if not isinstance(ref, otio.schema.ExternalReference):
+                    continue
+                try:
+                    found.append(resolver.media_path(clip, ref))
+                except UserError:
+                    pass                            # unresolvable: nothing there to overwrite
+        return found
 
     def provenance(self, start: float, end: float) -> dict[str, Any]:
         """What produced a take: recorded in the WAV and in the exported timeline."""
         meta = {"source": str(self.path), "selection_seconds": [round(start, 6), round(end, 6)],
                 "model": getattr(self.backend, "model_id", ""),
                 "graph_hashes": getattr(self.backend, "graph_hashes", {})}
+        if self.warnings:
+            meta["warnings"] = list(self.warnings)
         return meta
 
     # -- export ----------------------------------------------------------------------------
     def export_timeline(self, out_path: str | os.PathLike, takes: list[TakeRecord] | None = None,
-                        *, takes_as: str = "tracks") -> Path:
-        """A NEW timeline with a "Diff-V2M score" track holding the takes; never the original."""
+                        *, takes_as: str = "tracks", final_path: str | os.PathLike | None = None,
+                        transaction=None) -> Path:
+        """A NEW timeline with a "Diff-V2M score" track holding the takes; never the original.
+
+        ``out_path`` is the file written; within an output transaction it is the temporary of
+        ``final_path``, and a metadata sidecar the format needs joins ``transaction``."""
         import opentimelineio as otio
         from .timeline_writer import write_scored_timeline
         takes = takes if takes is not None else [t for t in self.takes if t.kept] or self.takes
@@ -190,7 +234,8 @@ class ScoringSession:
                 "takes": [t.take.metadata() for t in takes]}
         write_scored_timeline(timeline, sel, [t.path for t in takes], out_path, metadata=meta,
                               takes_as=takes_as, sample_rate=first.sample_rate,
-                              input_path=None if self.is_video else self.path)
+                              input_path=None if self.is_video else self.path,
+                              final_path=final_path, transaction=transaction)
         return out_path
 
     def export_preview(self, record: TakeRecord, out_mp4: str | os.PathLike) -> Path:
@@ -203,6 +248,21 @@ class ScoringSession:
             from .preview import render_preview
             render_preview(self._source, record.path, out_mp4, fps=self.rate)
         return Path(out_mp4)
+
+
+#: A selection with more than this share of black or missing picture is reported.
+MOSTLY_BLACK = 0.5
+
+
+def selection_warnings(segments) -> list[str]:
+    """Warnings about a resolved selection's picture (see ``ScoringSession.warnings``)."""
+    out = []
+    frac = segments.black_fraction() if hasattr(segments, "black_fraction") else 0.0
+    if frac > MOSTLY_BLACK:
+        out.append(f"{frac:.0%} of the selection has no picture (gaps, disabled clips or black "
+                   "generators): the music follows a black screen there")
+    out += list(getattr(segments, "notes", []))
+    return out
 
 
 def video_as_timeline(path: Path, info: Any):

@@ -3,7 +3,9 @@
 * :func:`load_timeline` reads any format an installed OTIO adapter reads (.otio, .otioz,
   .otiod, EDL, FCP 7 XML, ...). EDLs carry no frame rate, so ``rate=`` is required for them.
 * :func:`parse_time` reads an editor's time: timecode ``HH:MM:SS:FF`` (``;`` before the frames
-  means drop-frame, 29.97/59.94 only), frames ``1234`` or ``1234f``, seconds ``12.5s``.
+  means drop-frame, 29.97/59.94 only), frames ``1234`` or ``1234f``, seconds ``12.5s``. At
+  rates with no SMPTE timecode (90, 120 fps...) ``HH:MM:SS:FF`` counts whole frames at the
+  rate: ``((HH * 60 + MM) * 60 + SS) * round(rate) + FF``.
 * :func:`select` turns a range, a marker or a list of clip names into an
   :class:`opentimelineio.opentime.TimeRange` in the timeline's rate.
 * :func:`resolve_segments` flattens the selection into the picture the viewer actually sees:
@@ -30,23 +32,42 @@ Compositing rules used by :func:`resolve_segments`:
 * Clip source ranges are honoured; LinearTimeWarp effects (FreezeFrame included) on a clip
   remap time as ``source = source_start + time_scalar * elapsed`` (scalars of several warps
   multiply). Reverse (negative) speeds and time warps on nested stacks raise UserError.
-* Media: ExternalReference URLs ``file://...`` or plain paths; relative paths are relative to
-  the timeline file's folder. With ``media_root``, a missing file is looked up by its file
-  name anywhere under that folder (relink). http(s) URLs are refused, never fetched.
-  MissingReference raises UserError; GeneratorReference (colour mattes, bars) is shown as
-  black.
-* File time: a clip's source time is in the media's own time code space; the seconds handed
-  to the decoder are ``source_time - media_reference.available_range.start_time`` when the
-  reference has an available range (a file whose first frame is 01:00:00:00 is decoded from
-  its first frame), else the source time itself.
+* Media: found by :mod:`diffv2m.plugin.timeline_linker` (OTIO media linker
+  ``diffv2m_relink``, run by :func:`load_timeline`; the resolver applies the same rules to
+  timelines built in memory): ``file://`` URLs, POSIX and Windows paths (split on
+  backslashes), relative to the timeline file's folder; with ``media_root`` a missing file
+  is looked up under that folder by file name, then by clip name (clip-name-only EDLs).
+  http(s) URLs are refused, never fetched. A MissingReference with no file of the clip's
+  name under ``media_root`` raises UserError.
+* Generators: a solid colour (OTIO ``SolidColor``, FCP 7 colour mattes, Kdenlive colour
+  clips) shows its colour (``Segment.colour``); titles/text show :data:`TITLE_STAND_IN`
+  (mid grey; the text is not drawn) with a note; bars, slugs and unknown generators are
+  black, with a note. Notes are in ``resolve_segments(...).notes``; the session turns them,
+  and a selection more than half black, into warnings.
+* File time: a clip's source time is in the media's own timecode space. The source time of
+  the file's first frame is, in order: the reference's ``available_range.start_time`` when
+  the clip's source start lies inside that range (what FCP 7/FCPX XML, AAF, Kdenlive and
+  OTIO files give); else the media's own embedded start timecode
+  (:func:`diffv2m.media.start_timecode`: the video stream's or a QuickTime ``tmcd``
+  track's ``timecode`` tag; what EDLs need); else 0, and where the source time is past an
+  hour a note says the media has no start timecode (source time is then taken as time from
+  the file's first frame).
+* Adapter repairs on reading (the file itself is never written): FCP 7 XML
+  ``<enabled>FALSE</enabled>`` on clips and tracks, ``timeremap`` speed (0 = freeze) and
+  nested sequences (the released reader reads them as empty); FCPX ``enabled="0"`` and
+  NTSC frame counts (the reader counts 1001/24000 s frames at 23 fps); Kdenlive hidden
+  tracks (``hide``), speed changes (``timewarp`` producers, read back as media-less clips
+  by the adapter), bin-clip markers outside the clip's used range and duplicated guides.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import re
-import urllib.parse
+import warnings
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -54,13 +75,19 @@ import opentimelineio as otio
 
 from diffv2m.errors import UserError
 
+from .timeline_generators import TITLE_STAND_IN, generator_colour
+from .timeline_repairs import patched_source, repair
+
 RationalTime = otio.opentime.RationalTime
 TimeRange = otio.opentime.TimeRange
 
 __all__ = [
     "Segment", "load_timeline", "parse_time", "format_time", "timeline_rate", "select",
-    "resolve_segments", "list_markers",
+    "resolve_segments", "list_markers", "adapter_output", "SegmentList", "TITLE_STAND_IN",
 ]
+
+#: Set by the CLI's ``-v``: let adapters' banners, warnings and log lines through.
+VERBOSE = False
 
 _EDL_SUFFIXES = {".edl"}
 
@@ -79,8 +106,29 @@ def adapter_for(path: Path, *, write: bool) -> str:
                         f"{', '.join(known)}") from None
 
 
+@contextlib.contextmanager
+def adapter_output():
+    """Keep OTIO adapters' banners (the Kdenlive adapter prints one on stdout), Python
+    warnings and log records (the AAF adapter's) off stdout/stderr, unless :data:`VERBOSE`
+    or ``DIFFV2M_VERBOSE=1``."""
+    if VERBOSE or os.environ.get("DIFFV2M_VERBOSE", "") not in ("", "0"):
+        yield
+        return
+    buf = io.StringIO()
+    previous = logging.root.manager.disable
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(previous)
+
+
 def load_timeline(path: str | os.PathLike, *, rate: float | None = None,
-                  adapter_name: str | None = None) -> otio.schema.Timeline:
+                  adapter_name: str | None = None,
+                  media_root: str | os.PathLike | None = None) -> otio.schema.Timeline:
     """Read a timeline with OTIO's adapters (the format is chosen from the suffix).
 
     ``rate`` is needed for EDLs (they carry no frame rate; 23.976 and 29.97 are accepted and
@@ -99,8 +147,25 @@ def load_timeline(path: str | os.PathLike, *, rate: float | None = None,
             raise UserError(f"{p}: an EDL has no frame rate; give the rate (e.g. 24, 25, "
                             "23.976, 29.97)")
         kwargs["rate"] = normalise_rate(rate)
+    from .timeline_linker import LINKER_NAME
+    if LINKER_NAME in otio.media_linker.available_media_linker_names():
+        kwargs["media_linker_name"] = LINKER_NAME
+        kwargs["media_linker_argument_map"] = {
+            "timeline_dir": str(p.resolve().parent),
+            "media_root": str(media_root) if media_root else ""}
+    else:
+        # Not registered (an install without the entry point): the resolver relinks with
+        # the same rules when the selection is resolved.
+        kwargs["media_linker_name"] = otio.media_linker.MediaLinkingPolicy.DoNotLinkMedia
     try:
-        result = otio.adapters.read_from_file(str(p), adapter_name=adapter_name, **kwargs)
+        with adapter_output():
+            patched = patched_source(p, adapter_name)
+            if patched is not None:
+                result = otio.adapters.read_from_string(patched, adapter_name=adapter_name,
+                                                        **kwargs)
+            else:
+                result = otio.adapters.read_from_file(str(p), adapter_name=adapter_name,
+                                                      **kwargs)
     except Exception as exc:  # adapters raise many kinds; all mean "cannot read this file"
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{p}: cannot read as {adapter_name}: {msg}") from None
@@ -112,6 +177,7 @@ def load_timeline(path: str | os.PathLike, *, rate: float | None = None,
     if isinstance(result, otio.schema.Timeline):
         if adapter_name == "cmx_3600":
             _normalise_edl_record_start(result)
+        repair(result, p, adapter_name)
         return result
     raise UserError(f"{p}: the file holds a {type(result).__name__}, not a timeline")
 
@@ -197,6 +263,9 @@ def parse_time(text: str | int | RationalTime, rate: float) -> RationalTime:
         nominal = round(rate)
         if mm > 59 or ss > 59 or ff >= nominal:
             raise UserError(f"time {text!r}: not a valid timecode at {_rate_str(rate)} fps")
+        if not RationalTime.is_valid_timecode_rate(rate):
+            # Non-SMPTE rates (90, 120, 48...): timecode counts whole frames at the rate.
+            return RationalTime(((hh * 60 + mm) * 60 + ss) * nominal + ff, rate)
         try:
             return otio.opentime.from_timecode(s, rate)
         except Exception as exc:
@@ -214,6 +283,12 @@ def parse_time(text: str | int | RationalTime, rate: float) -> RationalTime:
 def format_time(t: RationalTime, rate: float | None = None) -> str:
     """Timecode for messages (drop-frame at 29.97/59.94)."""
     rate = normalise_rate(rate or t.rate)
+    if not RationalTime.is_valid_timecode_rate(rate):
+        n, f = int(round(t.rescaled_to(rate).value)), round(rate)
+        if n < 0:
+            return f"{t.to_seconds():.3f}s"
+        ss, ff = divmod(n, f)
+        return f"{ss // 3600:02d}:{ss // 60 % 60:02d}:{ss % 60:02d}:{ff:02d}"
     try:
         return otio.opentime.to_timecode(t.rescaled_to(rate), rate)
     except Exception:
@@ -256,31 +331,95 @@ def _tracks_matching(timeline, track) -> list:
     return found
 
 
-def list_markers(timeline) -> list[tuple[str, TimeRange]]:
-    """Every marker of the timeline (stack, tracks, clips, nested), in timeline coordinates."""
-    out = []
+def _markers(timeline) -> list[tuple[str, TimeRange, TimeRange | None]]:
+    """(name, range, range of the clip it is attached to or None), timeline coordinates,
+    in time order. The same name over the same range is listed once (the Kdenlive adapter
+    reads guides twice and repeats a bin clip's markers on every use of the clip)."""
+    out, seen = [], set()
     items = [timeline.tracks] + list(timeline.tracks.find_children())
     for item in items:
         for m in getattr(item, "markers", []):
             rng = m.marked_range
+            owner = None
             if item is not timeline.tracks:
                 try:
                     rng = item.transformed_time_range(rng, timeline.tracks)
                 except Exception:
                     continue
-            out.append((m.name, rng))
+                if isinstance(item, otio.schema.Clip):
+                    # A clip marker marks source time: it shows only where the clip shows
+                    # that frame (Kdenlive's adapter copies a bin clip's markers onto every
+                    # use of the clip, used or not).
+                    owner = _visible_range(item, timeline)
+                    if owner is None or not (owner.start_time <= rng.start_time
+                                             < owner.end_time_exclusive()):
+                        continue
+            key = (m.name, round(rng.start_time.to_seconds(), 6),
+                   round(rng.duration.to_seconds(), 6))
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append((m.name, rng, owner))
     out.sort(key=lambda nm: nm[1].start_time.to_seconds())
     return out
 
 
+def list_markers(timeline) -> list[tuple[str, TimeRange]]:
+    """Every marker of the timeline (stack, tracks, clips, nested), in timeline coordinates,
+    each (name, range) once."""
+    return [(n, r) for n, r, _ in _markers(timeline)]
+
+
+def _clip_under(timeline, t: RationalTime) -> TimeRange | None:
+    """The range of the clip the viewer sees at ``t``: top-most enabled video track first."""
+    for track in reversed(timeline.video_tracks()):
+        if not track.enabled:
+            continue
+        for c in track.find_clips():
+            if not c.enabled:
+                continue
+            r = _visible_range(c, timeline)
+            if r is not None and r.start_time <= t < r.end_time_exclusive():
+                return r
+    return None
+
+
+def _visible_range(item, timeline) -> TimeRange | None:
+    """The part of ``item`` that shows in the top stack's coordinate (a nested clip clipped
+    to the trims of the stacks/tracks it sits in), or None if none of it shows."""
+    try:
+        rng = item.range_in_parent()
+        parent = item.parent()
+        while parent is not None and parent is not timeline.tracks:
+            trimmed = parent.trimmed_range()
+            a = max(rng.start_time, trimmed.start_time)
+            b = min(rng.end_time_exclusive(), trimmed.end_time_exclusive())
+            if not a < b:
+                return None
+            outer = parent.range_in_parent()
+            shift = outer.start_time - trimmed.start_time
+            rng = TimeRange.range_from_start_end_time(a + shift, b + shift)
+            parent = parent.parent()
+        return rng
+    except Exception:
+        return None
+
+
 def select(timeline: otio.schema.Timeline, *, range: Sequence | None = None,
            marker: str | None = None, clips: Iterable[str] | None = None,
-           track: str | int | None = None, name: str = "") -> TimeRange:
+           track: str | int | None = None, name: str = "",
+           duration: str | RationalTime | None = None) -> TimeRange:
     """Resolve an editor's selection into a TimeRange (timeline coordinate, timeline rate).
 
     Exactly one of ``range=(in, out)`` (strings for :func:`parse_time` or RationalTime; out
-    exclusive; timecode strings are record timecode), ``marker=NAME`` (a marker with a
-    duration selects its range; a point marker selects up to the next marker or the end) or
+    exclusive; timecode strings are record timecode), ``marker=NAME`` or
+    ``clips=[names]`` (see below). Markers: with ``duration`` (frames ``48``, seconds ``8s``
+    or timecode ``00:00:08:00``, a length) the selection is ``duration`` from the marker's
+    start; else a marker longer than one frame selects its own range; a point or one-frame
+    marker (what Avid, FCPX and Resolve usually write) selects from its start up to the next
+    marker or the end of the clip under it (the clip it is attached to; for a timeline
+    marker the clip on the top-most enabled video track there), whichever comes first, or
+    the timeline's end where no clip is under it. Or
     ``clips=[names]`` (from the first clip's start to the last clip's end, optionally only on
     ``track``). None of them selects the whole timeline (or the whole of ``track``).
     ``name`` is used in messages (the timeline file).
@@ -292,6 +431,8 @@ def select(timeline: otio.schema.Timeline, *, range: Sequence | None = None,
     given = [x is not None for x in (range, marker, clips)]
     if sum(given) > 1:
         raise UserError(f"{label}: give only one of a range, a marker or clips")
+    if duration is not None and marker is None:
+        raise UserError(f"{label}: a duration goes with a marker (--marker NAME --duration T)")
 
     if range is not None:
         if len(range) != 2:
@@ -310,20 +451,28 @@ def select(timeline: otio.schema.Timeline, *, range: Sequence | None = None,
             else TimeRange(ends[0], RationalTime(0, rate))
         what = f"range {range[0]}-{range[1]}"
     elif marker is not None:
-        marks = list_markers(timeline)
-        hits = [r for n, r in marks if n == marker]
+        marks = _markers(timeline)
+        hits = [(r, owner) for n, r, owner in marks if n == marker]
         if not hits:
-            names = ", ".join(sorted({repr(n) for n, _ in marks})) or "none"
+            names = ", ".join(sorted({repr(n) for n, _, _ in marks})) or "none"
             raise UserError(f"{label}: no marker named {marker!r} (markers: {names})")
         if len(hits) > 1:
             raise UserError(f"{label}: {len(hits)} markers are named {marker!r}; rename one")
-        hit = hits[0]
-        if hit.duration.value > 0:
+        hit, owner = hits[0]
+        start = hit.start_time.rescaled_to(rate).round()
+        one_frame = RationalTime(1, rate)
+        if duration is not None:
+            length = parse_time(duration, rate)
+            sel = TimeRange(start, length)
+        elif hit.duration.rescaled_to(rate).round() > one_frame:
             sel = hit
         else:
-            start = hit.start_time
-            later = [r.start_time for _, r in marks if r.start_time > start]
-            sel = TimeRange.range_from_start_end_time(start, min(later) if later else total)
+            ends = [r.start_time for _, r, _ in marks if r.start_time.rescaled_to(rate) > start]
+            under = owner if owner is not None else _clip_under(timeline, start)
+            if under is not None and under.end_time_exclusive() > start:
+                ends.append(under.end_time_exclusive())
+            sel = TimeRange.range_from_start_end_time(
+                start, min(e.rescaled_to(rate) for e in ends) if ends else total)
         sel = TimeRange(sel.start_time.rescaled_to(rate).round(),
                         sel.duration.rescaled_to(rate).round())
         what = f"marker {marker!r}"
@@ -387,7 +536,8 @@ class Segment:
     source_start: RationalTime | None
     speed: float = 1.0
     clip_name: str = ""
-    media_start: RationalTime | None = None  # media_reference.available_range.start_time
+    media_start: RationalTime | None = None  # source time of the file's first frame
+    colour: tuple[int, int, int] | None = None  # generator colour (media_path None)
 
     @property
     def start_seconds(self) -> float:
@@ -415,7 +565,7 @@ class Segment:
 
     @property
     def is_black(self) -> bool:
-        return self.media_path is None
+        return self.media_path is None and self.colour is None
 
 
 class _Resolver:
@@ -426,7 +576,7 @@ class _Resolver:
         self.media_root = Path(media_root) if media_root else None
         self.rate = rate
         self.label = str(self.timeline_path) if self.timeline_path else (timeline.name or "timeline")
-        self._index: dict[str, list[Path]] | None = None
+        self.notes: list[str] = []
 
     # Pieces: list of (start, end, payload) in the *outer* coordinate of the call,
     # payload = Segment-template dict or None (transparent).
@@ -525,12 +675,13 @@ class _Resolver:
             raise UserError(f"{self.label}: clip {clip.name!r} plays in reverse "
                             f"(time_scalar {speed}); reverse playback is not supported")
         ref = clip.media_reference
-        media_start = None
         if isinstance(ref, otio.schema.GeneratorReference):
-            return {"media_path": None, "clip_name": clip.name, "black": True}
+            colour, note = generator_colour(ref, clip.name)
+            if note:
+                self.note(note)
+            return {"media_path": None, "clip_name": clip.name, "colour": colour}
         path = self.media_path(clip, ref)
-        if ref.available_range is not None:
-            media_start = ref.available_range.start_time
+        media_start = self.media_start(clip, ref, path, source_start)
         # source = source_start + speed * elapsed (elapsed since the clip's source start)
         elapsed = inner_start - source_start
         src = source_start + RationalTime(elapsed.value * speed, elapsed.rate) if speed != 1.0 \
@@ -538,52 +689,113 @@ class _Resolver:
         return {"media_path": path, "clip_name": clip.name, "speed": speed,
                 "source_start": src, "media_start": media_start}
 
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def media_start(self, clip, ref, path: Path, source_start: RationalTime):
+        """The source time of the file's first frame (see the module docstring)."""
+        avail = ref.available_range
+        if avail is not None and _within(source_start, avail):
+            return avail.start_time
+        embedded = _embedded_start(path)
+        if avail is not None and embedded is None:
+            return avail.start_time
+        if embedded is not None:
+            return embedded
+        if source_start.to_seconds() >= 3600 - 1e-6:
+            self.note(f"clip {clip.name!r}: {path.name} has no start timecode; its source "
+                      f"time {format_time(source_start)} is read as time from the file's "
+                      "first frame")
+        return None
+
     def media_path(self, clip, ref) -> Path:
+        from .timeline_linker import find_media
         if ref is None or isinstance(ref, otio.schema.MissingReference):
-            raise UserError(f"{self.label}: clip {clip.name!r} has no media (missing reference)")
+            if self.media_root is not None:
+                found, _ = find_media(None, clip_name=clip.name, ref_name=getattr(ref, "name", "") or "",
+                                      media_root=self.media_root)
+                if found is not None:
+                    return found
+                raise UserError(f"{self.label}: clip {clip.name!r} has no media path and no "
+                                f"file named {clip.name!r} is under {self.media_root}")
+            raise UserError(f"{self.label}: clip {clip.name!r} has no media (missing reference;"
+                            " relink by clip name with a media root folder)")
         if not isinstance(ref, otio.schema.ExternalReference):
             raise UserError(f"{self.label}: clip {clip.name!r}: media reference "
                             f"{ref.schema_name()} is not supported (use a file reference)")
         url = ref.target_url or ""
-        parsed = urllib.parse.urlparse(url)
-        scheme = parsed.scheme.lower()
-        if scheme in ("http", "https", "ftp", "s3", "gs"):
-            raise UserError(f"{self.label}: clip {clip.name!r} refers to a remote URL {url}; "
-                            "download it and relink to a local file (remote media is never fetched)")
-        if scheme == "file":
-            raw = urllib.parse.unquote(parsed.path)
-            if parsed.netloc and parsed.netloc != "localhost":
-                raw = f"//{parsed.netloc}{raw}"
-        elif scheme and len(scheme) > 1:
-            raise UserError(f"{self.label}: clip {clip.name!r}: unsupported URL scheme in {url}")
-        else:
-            raw = url  # plain path (or a Windows drive letter)
-        if not raw:
+        if not url.strip():
             raise UserError(f"{self.label}: clip {clip.name!r} has an empty media path")
-        p = Path(raw)
-        if not p.is_absolute():
-            p = self.base / p
-        if p.is_file():
-            return p
+        if self.media_root is not None and not self.media_root.is_dir():
+            raise UserError(f"{self.media_root}: media root is not a folder")
+        try:
+            found, named = find_media(url, clip_name=clip.name, ref_name=ref.name or "",
+                                      timeline_dir=self.base, media_root=self.media_root)
+        except ValueError as exc:
+            if "remote URL" in str(exc):
+                raise UserError(f"{self.label}: clip {clip.name!r} refers to a remote URL "
+                                f"{url}; download it and relink to a local file (remote media "
+                                "is never fetched)") from None
+            raise UserError(f"{self.label}: clip {clip.name!r}: {exc}") from None
+        if found is not None:
+            return found
         if self.media_root is not None:
-            hits = self.index().get(p.name, [])
-            if hits:
-                return hits[0]
-            raise UserError(f"{self.label}: clip {clip.name!r}: media {p} not found, nor "
-                            f"{p.name!r} under {self.media_root}")
-        raise UserError(f"{self.label}: clip {clip.name!r}: media not found: {p} "
+            raise UserError(f"{self.label}: clip {clip.name!r}: media {named} not found, nor "
+                            f"{_name_of(named)!r} or {clip.name!r} under {self.media_root}")
+        raise UserError(f"{self.label}: clip {clip.name!r}: media not found: {named} "
                         "(relink with a media root folder)")
 
-    def index(self) -> dict[str, list[Path]]:
-        if self._index is None:
-            if not self.media_root.is_dir():
-                raise UserError(f"{self.media_root}: media root is not a folder")
-            idx: dict[str, list[Path]] = {}
-            for f in sorted(self.media_root.rglob("*")):
-                if f.is_file():
-                    idx.setdefault(f.name, []).append(f)
-            self._index = idx
-        return self._index
+
+def _name_of(p) -> str:
+    from pathlib import PureWindowsPath
+    return PureWindowsPath(str(p)).name if "\\" in str(p) else Path(str(p)).name
+
+
+def _within(t: RationalTime, rng: TimeRange) -> bool:
+    return rng.start_time <= t.rescaled_to(rng.start_time.rate) < rng.end_time_exclusive()
+
+
+_START_TC: dict[tuple[str, int, int], RationalTime | None] = {}
+
+
+def _embedded_start(path: Path) -> RationalTime | None:
+    """The media file's own start timecode as a RationalTime (cached per file state)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _START_TC:
+        from diffv2m import media
+        try:
+            found = media.start_timecode(path)
+        except UserError:
+            found = None
+        value = None
+        if found is not None:
+            text, rate = found
+            r = normalise_rate(float(rate)) if rate else 24.0
+            try:
+                value = parse_time(text, r)
+            except UserError:
+                value = None
+        _START_TC[key] = value
+    return _START_TC[key]
+
+
+class SegmentList(list):
+    """The segments of :func:`resolve_segments`, plus ``notes``: what the viewer would see
+    differently (title stand-ins, unreadable generators, media with no start timecode)."""
+
+    notes: list[str]
+
+    def black_fraction(self) -> float:
+        """Share of the selection with no picture (gaps, disabled clips, black generators)."""
+        total = sum(s.duration.to_seconds() for s in self) or 1.0
+        return sum(s.duration.to_seconds() for s in self
+                   if s.media_path is None and (s.colour is None or s.colour == (0, 0, 0))
+                   ) / total
 
 
 def resolve_segments(timeline: otio.schema.Timeline, selection: TimeRange, *,
@@ -605,21 +817,25 @@ def resolve_segments(timeline: otio.schema.Timeline, selection: TimeRange, *,
                   for ps, pe, p in res.stack(timeline.tracks, start + tracks_offset, end + tracks_offset)]
     else:
         pieces = res.stack(timeline.tracks, start, end)
-    segs: list[Segment] = []
+    segs = SegmentList()
+    segs.notes = res.notes
     for ps, pe, payload in pieces:
         ps, pe = ps.rescaled_to(rate), pe.rescaled_to(rate)
         if not ps < pe:
             continue
         if payload is None or payload.get("media_path") is None:
+            colour = payload.get("colour") if payload else None
             seg = Segment(ps, pe - ps, None, None, 1.0,
-                          payload.get("clip_name", "") if payload else "")
+                          payload.get("clip_name", "") if payload else "",
+                          colour=None if colour == (0, 0, 0) else colour)
         else:
             seg = Segment(ps, pe - ps, payload["media_path"], payload["source_start"],
                           payload["speed"], payload["clip_name"], payload["media_start"])
         if segs and _continues(segs[-1], seg):
             prev = segs[-1]
             segs[-1] = Segment(prev.timeline_start, prev.duration + seg.duration, prev.media_path,
-                               prev.source_start, prev.speed, prev.clip_name, prev.media_start)
+                               prev.source_start, prev.speed, prev.clip_name, prev.media_start,
+                               prev.colour)
         else:
             segs.append(seg)
     return segs
@@ -627,7 +843,7 @@ def resolve_segments(timeline: otio.schema.Timeline, selection: TimeRange, *,
 
 def _continues(prev: Segment, seg: Segment) -> bool:
     if prev.media_path is None or seg.media_path is None:
-        return prev.media_path is None and seg.media_path is None
+        return prev.media_path is None and seg.media_path is None and prev.colour == seg.colour
     if prev.media_path != seg.media_path or prev.speed != seg.speed:
         return False
     if prev.media_start != seg.media_start:

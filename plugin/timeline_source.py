@@ -8,7 +8,7 @@ Output frame ``k`` shows time ``t_k = k / fps`` of the selection (``t_k < durati
 segment starting at ``s`` the media time shown is
 ``file_start + speed * (t_k - s)`` (speed 0 = the same frame held), and it is decoded with
 ``diffv2m.media.iter_frames`` over just that range (the frame showing at that time). Black
-segments give black frames. ``fps=None`` uses the timeline's rate.
+segments give black frames, generator segments their colour (``Segment.colour``). ``fps=None`` uses the timeline's rate.
 """
 from __future__ import annotations
 
@@ -79,8 +79,9 @@ class TimelineFrameSource:
                 continue
             times = [i / fps for i in range(k, k_end)]
             if seg.media_path is None:
+                fill = black if seg.colour is None else np.full((h, w, 3), seg.colour, np.uint8)
                 for t in times:
-                    yield t, black.copy()
+                    yield t, fill.copy()
             else:
                 for t, frame in zip(times, self._segment_frames(seg, s, times, fps, (w, h))):
                     yield t, frame
@@ -125,6 +126,8 @@ class TimelineFrameSource:
         for seg in self.segments:
             row = [(seg.timeline_start - self.origin).to_seconds(), seg.duration.to_seconds(),
                    self.rate]
+            if seg.colour is not None:
+                row.append(list(seg.colour))
             if seg.media_path is not None:
                 p = Path(seg.media_path)
                 try:

@@ -20,6 +20,27 @@ Several takes (``takes_as``):
 EDL output is refused: the cmx_3600 writer writes one video track and drops audio, so the
 score would be lost.
 
+Per output format (what Premiere, Resolve, Avid and Kdenlive need on import):
+
+* Every ExternalReference gets an ``available_range`` (the FCP 7/FCPX writers need one;
+  EDL clips have none): the media file's own (start timecode + probed length) where the
+  file is found, else the clip's source range. The score's reference is an absolute
+  ``file://`` URL in every format but OTIO's own (which keeps a relative path when the take
+  lies near the timeline).
+* FCP 7 XML (``fcp_xml``): after the adapter writes, the score's ``<file>`` gets an absolute
+  ``file://`` ``<pathurl>``, ``<duration>`` and ``<media><audio>`` with
+  ``<samplecharacteristics>`` (sample rate, depth) and ``<channelcount>``, its clipitem a
+  ``<sourcetrack>`` (audio, track 1), its ``<track>`` ``<name>Diff-V2M score</name>`` (read
+  back by :func:`~diffv2m.plugin.timeline.load_timeline`). Disabled clips/tracks and speed
+  changes go out as ``<enabled>FALSE</enabled>`` and ``timeremap`` filters.
+* AAF: written with ``use_empty_mob_ids`` (new media get fresh MobIDs) and every clip's and
+  reference's ranges rescaled to the sequence rate (the AAF writer refuses mixed rates).
+* Kdenlive/MLT: see :mod:`diffv2m.plugin.timeline_mlt` (``out`` set on every producer,
+  playlist and tractor).
+* Metadata: OTIO files keep ``metadata["diffv2m"]``; every other format drops it, so a sidecar
+  ``OUT.diffv2m.json`` (the timeline's and each take's ``diffv2m`` metadata) is written next to
+  the output.
+
 Metadata: each score clip and track carries ``metadata["diffv2m"]`` (the caller's dict plus
 ``take``, ``take_path`` and ``sample_rate``); the timeline's ``metadata["diffv2m"]`` records
 the selection (``selection_start`` / ``selection_duration`` in frames, ``rate``) and the
@@ -46,7 +67,7 @@ TimeRange = otio.opentime.TimeRange
 
 SCORE_TRACK_NAME = "Diff-V2M score"
 
-__all__ = ["write_scored_timeline", "add_score_tracks", "SCORE_TRACK_NAME"]
+__all__ = ["write_scored_timeline", "add_score_tracks", "SCORE_TRACK_NAME", "sidecar_path"]
 
 
 def _jsonable(value):
@@ -177,21 +198,266 @@ def add_score_tracks(timeline: otio.schema.Timeline, selection: TimeRange,
     return new
 
 
+_OTIO_NATIVE = {"otio_json", "otioz", "otiod"}
+
+
+def _media_range(ref, clip, timeline_dir: Path | None, rate: float) -> TimeRange:
+    """An available range for a reference that has none (see the module docstring)."""
+    from .timeline import _embedded_start
+    from .timeline_linker import find_media
+    src = clip.source_range or clip.trimmed_range()
+    try:
+        path, _ = find_media(ref.target_url, clip_name=clip.name, timeline_dir=timeline_dir)
+    except ValueError:
+        path = None
+    if path is not None:
+        try:
+            from diffv2m import media
+            info = media.probe(path)
+            r = src.start_time.rate
+            start = _embedded_start(path)
+            start = start.rescaled_to(r) if start is not None else RationalTime(0, r)
+            rng = TimeRange(start, RationalTime.from_seconds(info.duration, r).floor())
+            if rng.start_time <= src.start_time and src.end_time_exclusive() <= \
+                    rng.end_time_exclusive():
+                return rng
+        except Exception:
+            pass
+    return TimeRange(src.start_time, src.duration)
+
+
+def _complete_references(timeline, timeline_dir: Path | None, rate: float) -> None:
+    for c in timeline.find_clips():
+        ref = c.media_reference
+        if isinstance(ref, otio.schema.ExternalReference) and ref.available_range is None:
+            ref.available_range = _media_range(ref, c, timeline_dir, rate)
+        elif isinstance(ref, otio.schema.MissingReference) and ref.available_range is None:
+            src = c.source_range or c.trimmed_range()     # an EDL clip that was not relinked
+            ref.available_range = TimeRange(src.start_time, src.duration)
+
+
+def _rescale_to(timeline, rate: float) -> None:
+    """Every clip's, gap's and reference's ranges at ``rate`` (whole frames): the AAF
+    writer needs one edit rate throughout."""
+    def rs(rng):
+        return None if rng is None else TimeRange(rng.start_time.rescaled_to(rate).round(),
+                                                  rng.duration.rescaled_to(rate).round())
+    for item in timeline.find_children():
+        if isinstance(item, (otio.schema.Clip, otio.schema.Gap)) and item.source_range:
+            item.source_range = rs(item.source_range)
+        if isinstance(item, otio.schema.Clip):
+            for ref in item.media_references().values():
+                if ref.available_range is not None:
+                    ref.available_range = rs(ref.available_range)
+        if isinstance(item, otio.schema.Transition):
+            item.in_offset = item.in_offset.rescaled_to(rate).round()
+            item.out_offset = item.out_offset.rescaled_to(rate).round()
+    if timeline.global_start_time is not None:
+        timeline.global_start_time = timeline.global_start_time.rescaled_to(rate).round()
+
+
+def _absolute_takes(timeline, takes: Sequence[Path]) -> None:
+    """Point the score clips at their takes by absolute file:// URLs."""
+    uris = {t.resolve().name: t.resolve().as_uri() for t in takes}
+    for track in timeline.tracks:
+        if not track.name.startswith(SCORE_TRACK_NAME):
+            continue
+        for c in track.find_clips():
+            for ref in c.media_references().values():
+                if isinstance(ref, otio.schema.ExternalReference):
+                    name = Path(urllib.parse.unquote(ref.target_url)).name
+                    if name in uris:
+                        ref.target_url = uris[name]
+
+
+def _audio_props(path: Path) -> tuple[int | None, int | None, int | None]:
+    """(sample rate, channels, bit depth) of a take."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            return w.getframerate(), w.getnchannels(), 8 * w.getsampwidth()
+    except Exception:
+        pass
+    try:
+        import av
+        with av.open(str(path)) as c:
+            st = c.streams.audio[0]
+            return int(st.codec_context.sample_rate), int(st.codec_context.channels), None
+    except Exception:
+        return None, None, None
+
+
+def _patch_fcp_xml(path: Path, takes: Sequence[Path], rate: float) -> None:
+    """Fill in what the fcp_xml writer leaves out for the score (see the module docstring)."""
+    import xml.etree.ElementTree as ET
+    tree = ET.parse(str(path))
+    root = tree.getroot()
+    by_name = {t.resolve().name: t.resolve() for t in takes}
+    parent = {c: p for p in root.iter() for c in p}
+    for file_e in root.iter("file"):
+        url_e = file_e.find("pathurl")
+        if url_e is None or not url_e.text:
+            continue
+        name = Path(urllib.parse.unquote(urllib.parse.urlparse(url_e.text).path or
+                                         url_e.text)).name
+        take = by_name.get(name)
+        if take is None:
+            continue
+        url_e.text = take.as_uri()
+        sr, ch, depth = _audio_props(take)
+        seconds = _audio_seconds(take)
+        if seconds is not None and file_e.find("duration") is None:
+            dur = ET.Element("duration")
+            dur.text = str(int(RationalTime.from_seconds(seconds, rate).ceil().value))
+            file_e.insert(1, dur)
+        media_e = file_e.find("media")
+        if media_e is None:
+            media_e = ET.SubElement(file_e, "media")
+        for v in media_e.findall("video"):
+            media_e.remove(v)
+        audio_e = media_e.find("audio")
+        if audio_e is None:
+            audio_e = ET.SubElement(media_e, "audio")
+        for child in list(audio_e):
+            audio_e.remove(child)
+        chars = ET.SubElement(audio_e, "samplecharacteristics")
+        if depth:
+            ET.SubElement(chars, "depth").text = str(depth)
+        if sr:
+            ET.SubElement(chars, "samplerate").text = str(sr)
+        if ch:
+            ET.SubElement(audio_e, "channelcount").text = str(ch)
+        # The clipitem holding it: Premiere links an audio clipitem to its file's channels
+        # through <sourcetrack>.
+        item = parent.get(file_e)
+        if item is not None and item.tag == "clipitem" and item.find("sourcetrack") is None:
+            st = ET.SubElement(item, "sourcetrack")
+            ET.SubElement(st, "mediatype").text = "audio"
+            ET.SubElement(st, "trackindex").text = "1"
+        # The track holding this take: name it.
+        node = file_e
+        while node is not None and node.tag != "track":
+            node = parent.get(node)
+        if node is not None and node.find("name") is None:
+            n = ET.Element("name")
+            n.text = SCORE_TRACK_NAME
+            node.insert(0, n)
+    tree.write(str(path), encoding="UTF-8", xml_declaration=True)
+
+
+def _fcp_xml_carry(timeline) -> None:
+    """What the fcp_xml writer drops, put where it writes from (``metadata["fcp_xml"]``, which
+    it turns into child elements): ``<enabled>FALSE</enabled>`` on disabled clips and tracks,
+    and a ``timeremap`` filter (speed in percent; 0 = freeze) on retimed clips."""
+    def md(item):
+        if "fcp_xml" not in item.metadata:
+            item.metadata["fcp_xml"] = {}
+        return item.metadata["fcp_xml"]
+
+    for item in [t for t in timeline.tracks] + list(timeline.find_clips()):
+        if not item.enabled:
+            md(item)["enabled"] = "FALSE"
+    for c in timeline.find_clips():
+        speed = None
+        for e in c.effects:
+            if isinstance(e, otio.schema.LinearTimeWarp):
+                speed = (1.0 if speed is None else speed) * float(e.time_scalar)
+        if speed is None or speed == 1.0 or "filter" in md(c):
+            continue
+        md(c)["filter"] = {"effect": {
+            "name": "Time Remap", "effectid": "timeremap", "effectcategory": "motion",
+            "effecttype": "motion", "mediatype": "video",
+            "parameter": [{"parameterid": "speed", "name": "speed",
+                           "value": f"{abs(speed) * 100:g}"},
+                          {"parameterid": "reverse", "name": "reverse",
+                           "value": "TRUE" if speed < 0 else "FALSE"}]}}
+
+
+def _patch_fcpx_xml(path: Path, rate: float, timeline) -> None:
+    """What the fcpx_xml writer gets wrong or drops: an empty ``frameDuration`` at rates
+    outside its presets (23.976, 29.97, ...), which FCPX and the adapter's own reader refuse;
+    the sequence's record start (``tcStart``, ``tcFormat``); ``enabled="0"`` on disabled
+    clips (matched by name, source start and duration)."""
+    import xml.etree.ElementTree as ET
+    from fractions import Fraction
+    tree = ET.parse(str(path))
+    root = tree.getroot()
+    fr = Fraction(rate).limit_denominator(1001)
+    for fmt in root.iter("format"):
+        if not fmt.get("frameDuration"):
+            fmt.set("frameDuration", f"{fr.denominator}/{fr.numerator}s")
+    gst = timeline.global_start_time
+    if gst is not None and gst.value:
+        frames = int(round(gst.rescaled_to(rate).value))
+        start = Fraction(frames) / fr                   # frames * frameDuration, exact
+        df = abs(rate - 30000 / 1001) < 1e-3 or abs(rate - 60000 / 1001) < 1e-3
+        for seq in root.iter("sequence"):
+            if not seq.get("tcStart"):
+                seq.set("tcStart", f"{start.numerator}/{start.denominator}s"
+                        if start.denominator != 1 else f"{start.numerator}s")
+                seq.set("tcFormat", "DF" if df else "NDF")
+    off = set()
+    for c in timeline.find_clips():
+        if not c.enabled and c.source_range is not None:
+            off.add((c.name, round(c.source_range.start_time.to_seconds(), 6),
+                     round(c.source_range.duration.to_seconds(), 6)))
+    if off:
+        from .timeline_repairs import fcpx_seconds as _fcpx_seconds
+        for el in root.iter():
+            if el.tag in ("clip", "asset-clip", "ref-clip", "video") and el.get("name") and \
+                    (el.get("name"), _fcpx_seconds(el.get("start")),
+                     _fcpx_seconds(el.get("duration"))) in off:
+                el.set("enabled", "0")
+    text = ET.tostring(root, encoding="unicode")
+    path.write_text('<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE fcpxml>\n' + text,
+                    encoding="utf-8")
+
+
+def _sidecar(out: Path, timeline, transaction=None) -> Path:
+    """``OUT.diffv2m.json``: the diffv2m metadata a non-OTIO format cannot carry (an output of
+    ``transaction`` when one is given, else written atomically on its own)."""
+    takes = []
+    for track in timeline.tracks:
+        for c in track.find_clips():
+            if "diffv2m" in c.metadata:
+                takes.append({"track": track.name, "clip": c.name,
+                              **_jsonable(dict(c.metadata["diffv2m"]))})
+    data = {"timeline": str(out.name), "diffv2m": _jsonable(dict(timeline.metadata["diffv2m"])),
+            "takes": takes}
+    side = sidecar_path(out)
+    text = json.dumps(data, indent=2, sort_keys=True)
+    if transaction is not None:
+        Path(transaction.add(side, "metadata sidecar")).write_text(text)
+        return side
+    with atomic_path(side) as tmp:
+        Path(tmp).write_text(text)
+    return side
+
+
+def sidecar_path(out: os.PathLike | str) -> Path:
+    out = Path(out)
+    return out.with_name(out.name + ".diffv2m.json")
+
+
 def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
                           take_paths: Sequence[os.PathLike | str], out_path: os.PathLike | str,
                           *, metadata: dict, takes_as: str = "tracks",
                           sample_rate: int | None = None,
                           input_path: os.PathLike | str | None = None,
-                          adapter_name: str | None = None, **adapter_args) -> Path:
+                          adapter_name: str | None = None,
+                          final_path: os.PathLike | str | None = None, transaction=None,
+                          **adapter_args) -> Path:
     """Write a new timeline (the input plus the score track(s)) to ``out_path``, atomically.
 
     The adapter is chosen from ``out_path``'s suffix (``.otio``, ``.otioz``, ``.xml`` for
     FCP 7 XML...) unless ``adapter_name`` is given; extra ``adapter_args`` go to the adapter.
     ``input_path`` (the file the timeline was read from) may not be ``out_path``; when given,
     relative media paths are rebased so they still resolve from ``out_path``'s folder.
-    Returns ``out_path``.
+    ``final_path``: the name the file will have when ``out_path`` is a temporary of an output
+    transaction (``transaction``); a metadata sidecar is named after it and joins the
+    transaction. Returns ``out_path``.
     """
     out = Path(out_path)
+    final = Path(final_path) if final_path is not None else out
     if input_path is not None:
         inp = Path(input_path)
         same = inp.resolve() == out.resolve()
@@ -202,22 +468,54 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
                             "choose another output file")
     if adapter_name is None:
         from .timeline import adapter_for
-        adapter_name = adapter_for(out, write=True)
+        adapter_name = ("diffv2m_mlt" if out.suffix.lower() == ".mlt"
+                        else adapter_for(out, write=True))
     if adapter_name == "cmx_3600":
         raise UserError(f"{out}: an EDL cannot carry the music (the cmx_3600 writer keeps one "
                         "video track and no audio); write .otio or FCP 7 .xml instead")
+    from .timeline import adapter_output
     new = add_score_tracks(timeline, selection, take_paths, out.parent.resolve()
                            if out.parent.exists() else out.parent.absolute(),
                            metadata=metadata, takes_as=takes_as, sample_rate=sample_rate,
                            source_dir=Path(input_path).parent if input_path is not None else None)
+    rate = timeline_rate(new)
+    takes = [Path(t) for t in take_paths]
+    src_dir = Path(input_path).resolve().parent if input_path is not None else None
+    _complete_references(new, src_dir, rate)
+    if adapter_name not in _OTIO_NATIVE:
+        _absolute_takes(new, takes)
+    if adapter_name == "fcp_xml":
+        _fcp_xml_carry(new)
+    if adapter_name == "AAF":
+        _rescale_to(new, rate)
+        adapter_args.setdefault("use_empty_mob_ids", True)
+    if adapter_name in ("kdenlive", "diffv2m_mlt"):
+        from .timeline_mlt import write_mlt
+        try:
+            write_mlt(new, out, takes, source=Path(input_path) if input_path else None)
+        except UserError:
+            raise
+        except Exception as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"{out}: cannot write this timeline as a Kdenlive/MLT project: "
+                            f"{msg}") from None
+        _sidecar(final, new, transaction)
+        return out
     try:
         with atomic_path(out) as tmp:
-            otio.adapters.write_to_file(new, str(tmp), adapter_name=adapter_name,
-                                        **adapter_args)
+            with adapter_output():
+                otio.adapters.write_to_file(new, str(tmp), adapter_name=adapter_name,
+                                            **adapter_args)
+            if adapter_name == "fcp_xml":
+                _patch_fcp_xml(Path(tmp), takes, rate)
+            elif adapter_name == "fcpx_xml":
+                _patch_fcpx_xml(Path(tmp), rate, new)
     except UserError:
         raise
     except Exception as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{out}: the {adapter_name} adapter cannot write this timeline: "
                         f"{msg}") from None
+    if adapter_name not in _OTIO_NATIVE:
+        _sidecar(final, new, transaction)
     return out

@@ -103,7 +103,7 @@ def make_video(path, *, seconds: float = 2.0, fps=Fraction(24), size=(160, 96),
                codec: str = "h264", cut_times=(), colours=None, with_audio: bool = False,
                vfr: bool = False, rotation: int = 0, audio_sr: int = 48000,
                bpm: float = 120.0, sar=Fraction(1), faststart: bool = False,
-               rotate_tag: int | None = None) -> GeneratedVideo:
+               rotate_tag: int | None = None, timecode: str | None = None) -> GeneratedVideo:
     """Write an MP4 whose frames encode their index; return the ground truth.
 
     ``fps`` may be a Fraction (24000/1001, 30000/1001). ``size`` is the *display* size; with
@@ -117,6 +117,8 @@ def make_video(path, *, seconds: float = 2.0, fps=Fraction(24), size=(160, 96),
     ``rotate_tag`` writes the legacy ``rotate`` stream tag (degrees *clockwise*) instead of a
     display matrix; FFmpeg 8's MP4 muxer drops that tag, so use it with a ``.mkv`` path
     (the container follows the suffix: .mkv is Matroska, anything else MP4).
+    ``timecode`` (``"01:00:00:00"``, ``;`` for drop-frame) embeds a start timecode: the
+    stream's ``timecode`` tag, which FFmpeg's MP4 muxer writes as a QuickTime ``tmcd`` track.
     """
     path = Path(path)
     fps = Fraction(fps).limit_denominator(100000)
@@ -140,6 +142,8 @@ def make_video(path, *, seconds: float = 2.0, fps=Fraction(24), size=(160, 96),
             vs.codec_context.options = {"preset": "veryfast"}
         tb = _VFR_TIME_BASE if vfr else 1 / fps
         vs.codec_context.time_base = tb
+        if timecode is not None:
+            vs.metadata["timecode"] = timecode
         if rotate_tag is not None:
             vs.metadata["rotate"] = str(rotate_tag)
         elif k:

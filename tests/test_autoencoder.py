@@ -85,6 +85,7 @@ def test_snake_is_identity_plus_periodic_term():
     assert {n for n, _ in s.named_parameters()} == {"log_alpha", "log_beta"}
 
 
+@pytest.mark.numerics
 def test_remove_weight_norm_keeps_outputs():
     torch.manual_seed(0)
     ae = Autoencoder(TINY).eval()
@@ -97,7 +98,15 @@ def test_remove_weight_norm_keeps_outputs():
     torch.testing.assert_close(after, before, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.numerics
 def test_a_few_steps_reduce_mrstft_loss():
+    """60 Adam steps (one thread, see ``one_thread``) bring the MR-STFT loss below 0.9 of its
+    start. What is guaranteed is that the loss falls, not one trajectory: the path depends on the
+    CPU kernels that run, since rounding differences are amplified by training. Measured end/start
+    ratio over seeds 0-15 x {ATEN_CPU_CAPABILITY=default, avx2, avx512, ONEDNN_MAX_CPU_ISA=AVX2}
+    (AMD EPYC, AVX-512): mean 0.718, sd 0.057, worst 0.813; seed 0: 0.669 / 0.672 / 0.672 / 0.763
+    (start 5.283 on every path). After 30 steps the spread was too wide for any useful limit
+    (worst 0.933; an Intel AVX-512/AMX box failed the old 30-step 0.8 limit with 0.812)."""
     torch.manual_seed(0)
     ae = Autoencoder(TINY)
     loss_fn = AutoencoderLoss(TINY.sample_rate, fft_sizes=(512, 256, 128))
@@ -110,7 +119,7 @@ def test_a_few_steps_reduce_mrstft_loss():
             return mrstft(ae.decode(ae.encode_latent(audio))[..., :4000], audio).item()
 
     start = eval_loss()
-    for _ in range(30):
+    for _ in range(60):
         mean, logvar = ae.encode(audio)
         recon = ae.decode(ae.sample(mean, logvar))
         terms = loss_fn(recon, audio, mean, logvar)
@@ -120,7 +129,7 @@ def test_a_few_steps_reduce_mrstft_loss():
     end = eval_loss()
     assert set(terms) == {"mrstft", "mel", "kl", "total"}
     print(f"mrstft {start:.3f} -> {end:.3f}")
-    assert end < 0.8 * start, (start, end)
+    assert np.isfinite(end) and end < 0.9 * start, (start, end)
 
 
 def test_losses_zero_for_identical_and_positive_otherwise():
@@ -150,6 +159,7 @@ def test_discriminator_and_hinge_loss():
     assert adv.discriminator_loss(x, x * 0.9).item() > 0
 
 
+@pytest.mark.numerics
 def test_decoder_onnx_export_parity(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)

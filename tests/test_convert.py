@@ -285,6 +285,7 @@ def test_flat_safetensors_and_external_vae(tmp_path):
                        sao["pretransform.model.decoder.layers.7.weight_v"])
 
 
+@pytest.mark.numerics
 def test_weight_norm_fold_and_snake_layout(tiny, tmp_path):
     cfg, _, sd, _, out = tiny
     sd = dict(sd)
@@ -427,6 +428,7 @@ def test_published_wiring_colour_never_reaches_the_dit(tiny):
         assert not torch.allclose(model.dit(**x), model.dit(**x2))
 
 
+@pytest.mark.numerics
 def test_converted_dit_exports_to_onnx_with_parity(tiny, tmp_path):
     """torch.onnx.export (dynamo=False, opset 17) of the converted DiT, onnxruntime parity.
 

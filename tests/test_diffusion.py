@@ -90,6 +90,7 @@ def test_dpmpp_2m_beats_euler_at_equal_steps(steps):
     assert rms["dpmpp-2m"] < rms["ddim"] / 2, rms
 
 
+@pytest.mark.numerics
 def test_numpy_and_torch_paths_agree():
     torch = pytest.importorskip("torch")
     z = D.initial_noise(11, (2, 4, 16)).astype(np.float64)

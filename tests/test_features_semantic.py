@@ -47,6 +47,7 @@ def _tiny_model_factory():
     return torch, Tiny
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
 def test_from_file_loads_local_weights_into_a_fresh_model(tmp_path, suffix):
     torch, Tiny = _tiny_model_factory()

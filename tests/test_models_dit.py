@@ -248,6 +248,7 @@ def test_context_positions_let_dit_see_time_order():
 
 # ------------------------------------------------------------------ rhythm predictor, CNN
 
+@pytest.mark.numerics
 def test_rhythm_predictor_shapes_and_range():
     cfg = tiny_config()
     rp = randomise(RhythmPredictor(cfg))
@@ -283,6 +284,7 @@ def test_semantic_cnn_shape():
     assert y.shape == (3, 12)
 
 
+@pytest.mark.numerics
 def test_dit_exports_to_onnx_with_per_sample_switch(tmp_path):
     """FiLM_choose uses torch.where on t: one exported graph handles t on both sides of the
     threshold in one batch (TorchScript exporter, fast; the dynamo path is export's job)."""

@@ -562,6 +562,105 @@ def test_main_window_drop_opens_the_file(qtbot, make_panel, media):
     assert win.windowTitle().startswith("a.mp4")
 
 
+# ------------------------------------------------------------------------------ picture + take
+
+def _shown_frame_index(player) -> int | None:
+    """The frame index drawn into the picture (mediagen codes it in the pixels) as shown now."""
+    from mediagen import read_frame_index
+    frame = player.video.videoSink().videoFrame()
+    if not frame.isValid():
+        return None
+    img = frame.toImage().convertToFormat(QImage.Format.Format_RGB888)
+    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
+    arr = np.frombuffer(img.constBits(), np.uint8, count=bpl * h).reshape(h, bpl)[:, : w * 3]
+    return read_frame_index(arr.reshape(h, w, 3).copy())
+
+
+@pytest.fixture
+def picture_clip(tmp_path):
+    return make_video(tmp_path / "picture.mp4", seconds=7.0, fps=Fraction(24), size=(192, 108),
+                      cut_times=(2.0, 4.5),
+                      colours=((200, 60, 40), (40, 90, 210), (230, 200, 40))).path
+
+
+def test_picture_plays_with_the_take_in_sync_and_ab_keeps_the_playhead(qtbot, make_panel,
+                                                                       picture_clip):
+    """QtMultimedia (FFmpeg backend, offscreen, no audio device: the audio player's clock still
+    runs) plays the selection's picture beside the strip while the take plays from the
+    selection's start; over 3 s picture and take stay within one frame, the frame on screen is
+    the one the take's position says, and A/B swaps the take under the same playhead."""
+    panel = make_panel(picture_clip)
+    fps = 24.0
+    assert panel.select_frames(24, 144)                     # 1.0 s - 6.0 s
+    assert generate(qtbot, panel) == "done"
+    assert generate(qtbot, panel, panel.controls.new_seed_button) == "done"
+    a, b = panel.session.takes
+    pic = panel.picture
+    assert pic.picture_path == picture_clip and pic.start == pytest.approx(1.0)
+    assert pic.play_button.isEnabled() and pic.ab_button.isEnabled()
+    with qtbot.waitSignal(pic.synced, timeout=15_000):
+        qtbot.mouseClick(pic.play_button, Qt.MouseButton.LeftButton)
+    assert pic.current is b                                 # the newest take first
+    drifts, frame_errors, t0 = [], [], time.monotonic()
+    switched_at = None
+    while time.monotonic() - t0 < 3.0:
+        qtbot.wait(20)
+        drifts.append(pic.drift())
+        shown = _shown_frame_index(pic)
+        if shown is not None:
+            frame_errors.append(shown - (pic.start + pic.audio_seconds()) * fps)
+        if switched_at is None and time.monotonic() - t0 > 1.5:
+            before, t_switch = pic.playhead(), time.monotonic()
+            with qtbot.waitSignal(pic.synced, timeout=10_000):
+                qtbot.mouseClick(pic.ab_button, Qt.MouseButton.LeftButton)
+            switched_at = (before, pic.started_at, pic.playhead(), time.monotonic() - t_switch)
+            assert pic.current is a and pic.aplayer.source().toLocalFile() == str(a.path)
+    drifts = np.abs(np.array(drifts))
+    assert len(drifts) > 100 and drifts.max() <= 1.0 / fps, drifts.max()
+    # the frame on screen: within one frame of the take's position (plus the frame being shown)
+    errs = np.array(frame_errors)
+    assert len(errs) > 50 and np.abs(errs).max() <= 2.0, np.abs(errs).max()
+    assert np.abs(errs).mean() <= 1.0
+    before, restart, after, took = switched_at
+    assert abs(restart - before) <= 1.0 / fps           # A/B went on from the same playhead
+    assert before - 1.0 / fps <= after <= before + took + 1.0 / fps
+    assert 2.6 <= pic.playhead() <= 3.6                    # it really played for 3 s
+    assert pic.resyncs <= 2
+    # the strip's playhead follows the picture
+    assert abs(panel.strip.playhead - (24 + pic.playhead() * fps)) <= 3
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = panel.grab()
+    shot.save(str(ARTIFACTS / "panel-picture.png"))
+    if os.environ.get("DIFFV2M_DOCS_SCREENSHOT"):
+        shot.save(os.environ["DIFFV2M_DOCS_SCREENSHOT"])
+    qtbot.mouseClick(pic.play_button, Qt.MouseButton.LeftButton)
+    assert pic.current is None
+
+
+def test_timeline_picture_is_rendered_after_the_first_take_and_plays(qtbot, make_panel, media):
+    """A timeline's selection has no single file: its picture (clips A then B, as the viewer
+    sees them) is rendered once in the background, then plays with the take."""
+    from mediagen import frame_colour
+    panel = make_panel(media["cut"])
+    pic = panel.picture
+    assert not pic.play_button.isEnabled()
+    assert "after the first take" in pic.label.text()
+    with qtbot.waitSignal(pic.pictureReady, timeout=GEN_TIMEOUT_MS):
+        assert generate(qtbot, panel) == "done"
+    assert pic.picture_path is not None and pic.start == 0.0
+    assert pic.duration == pytest.approx(panel.session.selection_seconds[1]
+                                         - panel.session.selection_seconds[0])
+    with qtbot.waitSignal(pic.synced, timeout=15_000):
+        qtbot.mouseClick(pic.play_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: pic.playhead() > 2.3, timeout=10_000)   # into clip B (2 s on)
+    img = pic.video.image.convertToFormat(QImage.Format.Format_RGB888)
+    w, h, bpl = img.width(), img.height(), img.bytesPerLine()
+    arr = np.frombuffer(img.constBits(), np.uint8, count=bpl * h).reshape(h, bpl)[:, : w * 3]
+    assert np.abs(frame_colour(arr.reshape(h, w, 3)) - (30, 200, 60)).max() < 40   # B's green
+    assert abs(pic.drift()) <= 1.0 / 24
+    pic.stop()
+
+
 def test_panel_docks_in_a_host_window(qtbot, make_panel, media):
     host = QMainWindow()
     qtbot.addWidget(host)

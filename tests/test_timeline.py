@@ -229,12 +229,17 @@ def test_select_ranges_markers_clips(main_file):
     assert (sel.start_time.value, sel.duration.value) == (10, 20)
     sel = select(tl, marker="chorus")
     assert (sel.start_time.value, sel.duration.value) == (21, 19)
-    sel = select(tl, marker="hit")                                # point: to the next marker
-    assert (sel.start_time.value, sel.duration.value) == (45, 10)
-    sel = select(tl, marker="end")                                # last point: to the end
+    # A point marker: up to the next marker or the end of the clip under it (issue 14).
+    sel = select(tl, marker="hit")                 # the nested E shows 45..51, "end" is at 55
+    assert (sel.start_time.value, sel.duration.value) == (45, 6)
+    sel = select(tl, marker="end")                                # C ends with the timeline
     assert (sel.start_time.value, sel.duration.value) == (55, 5)
     sel = select(tl, marker="on_b")                # clip marker at B's source 10 -> 20 + 5
-    assert (sel.start_time.value, sel.duration.value) == (25, 20)  # up to "hit" at 45
+    assert (sel.start_time.value, sel.duration.value) == (25, 15)  # to B's end at 40
+    sel = select(tl, marker="hit", duration="12")                 # --marker hit --duration 12
+    assert (sel.start_time.value, sel.duration.value) == (45, 12)
+    sel = select(tl, marker="on_b", duration="1s")
+    assert (sel.start_time.value, sel.duration.value) == (25, 24)
     sel = select(tl, clips=["D", "B"])
     assert (sel.start_time.value, sel.duration.value) == (15, 25)
     sel = select(tl, clips=["E"])                                 # nested clip

@@ -33,6 +33,9 @@ def read_manifest(path: Path) -> list[dict]:
             if key not in clip:
                 raise UserError(f"{where}: clip has no {key!r}")
             clip[key] = str((path.parent / clip[key]).resolve())
+            if not Path(clip[key]).is_file():
+                what = "no such file" if not Path(clip[key]).exists() else "not a file"
+                raise UserError(f"{where}: clip {clip.get('id', '?')!r}: {key} {clip[key]}: {what}")
         clips.append(clip)
     if not clips:
         raise UserError(f"{path}: the manifest has no clips")
@@ -71,15 +74,35 @@ def extract_clip(clip: dict, cache_dir: Path, *, image_size: int, sample_rate: i
 
 def extract_manifest(manifest: Path, cache_dir: Path, *, image_size: int = 64,
                      sample_rate: int = 24000, progress: bool = True) -> list[Path]:
-    from tqdm import tqdm
+    """Every clip's features into ``cache_dir``; all clips are checked first, and a folder
+    this run created is removed again when the run fails or is interrupted."""
+    import shutil
+    from ..progress import cli_progress
     clips = read_manifest(manifest)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise UserError(f"{cache_dir}: exists and is not a folder")
+    created = [d for d in (cache_dir, *cache_dir.parents) if not d.exists()]
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from ..output_transaction import os_error_cause
+        raise UserError(f"{cache_dir}: cannot create the features folder: "
+                        f"{os_error_cause(exc)}") from None
     paths = []
-    for clip in tqdm(clips, desc="features", unit="clip", disable=not progress):
-        paths.append(extract_clip(clip, cache_dir, image_size=image_size, sample_rate=sample_rate))
-    index = {c["id"]: p.name for c, p in zip(clips, paths)}
-    with atomic_path(cache_dir / "index.json") as tmp:
-        tmp.write_text(json.dumps(index, indent=0, sort_keys=True))
+    try:
+        with cli_progress(disable=not progress) as report:
+            for k, clip in enumerate(clips):
+                report("features", k, len(clips))
+                paths.append(extract_clip(clip, cache_dir, image_size=image_size,
+                                          sample_rate=sample_rate))
+            report("features", len(clips), len(clips))
+        index = {c["id"]: p.name for c, p in zip(clips, paths)}
+        with atomic_path(cache_dir / "index.json") as tmp:
+            tmp.write_text(json.dumps(index, indent=0, sort_keys=True))
+    except BaseException:
+        if created:
+            shutil.rmtree(created[-1], ignore_errors=True)      # only what this run made
+        raise
     return paths
 
 

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..score.render import SOUNDFONT_PATHS, find_soundfont
 
-SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2",
-              "/usr/share/sounds/sf2/TimGM6mb.sf2")
+SOUNDFONTS = SOUNDFONT_PATHS         # one list: diffv2m.score.render's
 TPQ = 480                      # MIDI ticks per quarter note
 TEMPO_RANGE = (70, 150)        # beats per minute, chosen per piece by seed
 
@@ -90,12 +90,8 @@ class Arrangement:
 
 
 def soundfont() -> str:
-    """The GM soundfont to render with (the first that exists)."""
-    for path in SOUNDFONTS:
-        if Path(path).is_file():
-            return path
-    raise UserError(f"{SOUNDFONTS[0]}: no General-MIDI soundfont found "
-                    "(install the Debian package fluid-soundfont-gm)")
+    """The GM soundfont to render with (the first of the system paths that exists)."""
+    return find_soundfont()
 
 
 def check_tools() -> None:

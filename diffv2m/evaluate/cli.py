@@ -12,10 +12,19 @@ the clip ``id`` gives the name and its ``video``/``audio`` fields the files, and
   numbers for the reference music, as the level the real soundtrack reaches;
 * rhythm: when ``NAME[.take-SEED].odf.npy`` lies beside the take, the predicted per-second ODF
   against the reference music's ODF, next to the motion/cut heuristic baseline;
-* reconstruction (``--recon``): MR-STFT, mel distance and SI-SDR of take vs reference.
+* reconstruction (``--recon``): MR-STFT, mel distance and SI-SDR of take vs reference;
+* musicality (``--musicality``, on by itself when a take has a MIDI sidecar
+  ``NAME[.take-SEED].mid``, i.e. comes from the score family): basic-pitch's transcription
+  (``diffv2m.evaluate.transcription``, ONNX Runtime) gives the confident-note frame fraction
+  of the take and of its reference music; with a MIDI sidecar, the note-F1 between the take's
+  own notes and the transcription of its audio (render round trip); with ``--recon``, the
+  note-F1 between the transcriptions of reference and take (the autoencoder round trip).
 
 Across the set: Fréchet distance, density/coverage and chroma KL between generated and
-reference embeddings.  The JSON is written atomically; ``--html`` adds a report with plots.
+reference embeddings; with MIDI sidecars and held-out scores (``--reference-scores DIR`` of
+``.mid`` files, else ``NAME.mid`` beside each reference), the MGEval-style symbolic measures
+(``diffv2m.evaluate.symbolic``) beside a random-notes control and the held-out music itself.
+The JSON is written atomically; ``--html`` adds a report with plots.
 """
 from __future__ import annotations
 
@@ -36,6 +45,7 @@ from . import alignment, distribution, embeddings, rhythm_metrics
 
 AUDIO_SUFFIXES = (".wav", ".flac")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v", ".webm")
+MIDI_SUFFIXES = (".mid", ".midi")
 TAKE_RE = re.compile(r"^(?P<name>.+?)\.take-(?P<seed>[^.]+)$")
 REPORT_VERSION = 1
 
@@ -61,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="video analysis rate for cuts/motion (default: native frames)")
     p.add_argument("--recon", action="store_true",
                    help="also compute reconstruction metrics of each take against its reference")
+    p.add_argument("--musicality", action="store_true",
+                   help="basic-pitch transcription metrics for every take (on by itself when "
+                        "takes have MIDI sidecars)")
+    p.add_argument("--reference-scores", type=Path,
+                   help="folder of held-out scores (.mid) for the symbolic measures")
     p.add_argument("--html-clips", type=int, default=8, help="clips plotted in the HTML (default 8)")
     p.add_argument("-q", "--quiet", action="store_true")
     return p
@@ -76,6 +91,10 @@ class Clip:
     video: Path | None = None
     odf: Path | None = None
     annotated_cuts: list[float] | None = None
+    midi: Path | None = None                  # the take's own notes (score family)
+    reference_midi: Path | None = None        # the reference music's notes
+    mode: str | None = None                   # the clip's mode / style class (manifest)
+    cls: int | None = None
 
 
 @dataclass
@@ -142,8 +161,12 @@ def pair_files(generated: Path, reference: Path | None, videos: Path | None,
         if not odf.is_file():
             odf = f.with_name(name + ".odf.npy")
         cuts = rec.get("cut_times")
+        mid = _find(f.parent, f.stem, MIDI_SUFFIXES)
+        ref_mid = (_find(reference, name, MIDI_SUFFIXES)
+                   or (_find(ref.parent, ref.stem, MIDI_SUFFIXES) if ref is not None else None))
         clip = Clip(name, take, f, ref, vid, odf if odf.is_file() else None,
-                    [float(c) for c in cuts] if cuts is not None else None)
+                    [float(c) for c in cuts] if cuts is not None else None, mid, ref_mid,
+                    rec.get("mode"), int(rec["cls"]) if rec.get("cls") is not None else None)
         if vid is None and ref is None:
             unpaired.append(f.name)
         clips.append(clip)
@@ -244,6 +267,28 @@ def _summary(rows: list[dict]) -> dict:
     rc = [r["recon"] for r in rows if r.get("recon")]
     if rc:
         out["recon"] = {m: _mean(x.get(m) for x in rc) for m in rc[0]}
+    mu = [r["musicality"] for r in rows if r.get("musicality")]
+    if mu:
+        out["musicality"] = {
+            "confident_note_fraction": _mean(m.get("confident_note_fraction") for m in mu),
+            "reference_confident_note_fraction": _mean(
+                m.get("reference_confident_note_fraction") for m in mu),
+            "render_round_trip_note_f1": _mean(get(m, "render_round_trip", "f1") for m in mu),
+            "reference_vs_take_note_f1": _mean(get(m, "reference_vs_take", "f1") for m in mu),
+            "takes": len(mu),
+            "takes_with_midi": sum(1 for m in mu if m.get("render_round_trip"))}
+    sc = [r["score"] for r in rows if r.get("score")]
+    if sc:
+        matches = [float(x["mode_match"]) for x in sc if "mode_match" in x]
+        out["score"] = {
+            "takes": len(sc), "mode_match_rate": _mean(matches), "mode_compared": len(matches),
+            "note_density": _mean(x["note_density"] for x in sc),
+            "by_class": {str(c): {"takes": sum(1 for x in sc if x["cls"] == c),
+                                  "note_density": _mean(x["note_density"] for x in sc
+                                                        if x["cls"] == c),
+                                  "tempo_bpm": _mean(x["tempo_bpm"] for x in sc
+                                                     if x["cls"] == c)}
+                         for c in sorted({x["cls"] for x in sc if x["cls"] is not None})}}
     return out
 
 
@@ -290,6 +335,9 @@ def run(args, progress=print) -> tuple[dict, list[ClipPlot]]:
             from . import recon_metrics as recon_mod  # noqa: F811 (lazy, written separately)
         except ImportError:
             recon_note = "diffv2m.evaluate.recon_metrics is not available"
+    judge, musicality_note = musicality_judge(args, clips)
+    ref_transcripts: dict[Path, object] = {}
+    gen_scores, ref_scores = [], {}
 
     for i, clip in enumerate(clips):
         progress(f"[{i + 1}/{len(clips)}] {clip.generated.name}")
@@ -360,6 +408,18 @@ def run(args, progress=print) -> tuple[dict, list[ClipPlot]]:
             row["recon"] = {"mrstft": recon_mod.mrstft_distance(ref["y"][:n], y[:n]),
                             "mel_distance": recon_mod.mel_distance(ref["y"][:n], y[:n], sr),
                             "si_sdr_db": recon_mod.si_sdr(ref["y"][:n], y[:n])}
+        if clip.midi is not None:
+            from ..score.midi import read_midi
+            gen_scores.append(read_midi(clip.midi))
+            row["midi"] = str(clip.midi)
+            row["score"] = score_row(gen_scores[-1], clip)
+        if clip.reference_midi is not None and clip.reference_midi not in ref_scores:
+            from ..score.midi import read_midi
+            ref_scores[clip.reference_midi] = read_midi(clip.reference_midi)
+        if judge is not None:
+            row["musicality"] = musicality_row(judge, clip, y, sr, ref, ref_transcripts,
+                                               gen_scores[-1] if clip.midi else None,
+                                               bool(args.recon))
         rows.append(row)
         if len(plots) < plot_limit:                  # the HTML draws only the first few
             plots.append(plot)
@@ -385,7 +445,98 @@ def run(args, progress=print) -> tuple[dict, list[ClipPlot]]:
     }
     if recon_note:
         report["recon_note"] = recon_note
+    if musicality_note:
+        report["musicality_note"] = musicality_note
+    if gen_scores:
+        report["symbolic"] = _clean(symbolic_section(gen_scores, args, list(ref_scores.values())))
+        seeds = between_seeds(rows, gen_scores)
+        if seeds is not None:
+            report["summary"].setdefault("score", {})["between_seeds"] = _clean(seeds)
     return report, plots
+
+
+def score_row(score, clip) -> dict:
+    """Mood and density of a take's own notes: mode (Krumhansl-Schmuckler, as the corpus
+    labels its clips) against the clip's, distinct pitched onsets per second, tempo."""
+    from ..data.music import key_mode
+    pitched = [n for n in score.notes if n.track != "drums"]
+    out: dict = {"pitched_notes": len(pitched), "tempo_bpm": score.tempo_bpm,
+                 "clip_mode": clip.mode, "cls": clip.cls}
+    dur = max(score.duration, 1e-3)
+    out["note_density"] = len({round(n.start, 2) for n in pitched}) / dur
+    if pitched:
+        out["mode"] = key_mode(np.array([n.pitch for n in pitched]),
+                               np.array([n.end - n.start for n in pitched]))
+        if clip.mode:
+            out["mode_match"] = out["mode"] == clip.mode
+    return out
+
+
+def between_seeds(rows, gen_scores) -> dict | None:
+    """Mean note-F1 (50 ms onsets, pitched notes) between the takes of different seeds of
+    the same clip, from their MIDI sidecars; None when no clip has two such takes."""
+    by_clip: dict[str, list] = {}
+    scores = iter(gen_scores)
+    for r in rows:
+        if r.get("midi"):
+            by_clip.setdefault(r["name"], []).append(next(scores))
+    pairs = [(a, b) for takes in by_clip.values() for i, a in enumerate(takes)
+             for b in takes[i + 1:]]
+    if not pairs:
+        return None
+    try:
+        from .transcription import note_f1, score_notes
+        f1 = [note_f1(*score_notes(a.notes), *score_notes(b.notes))["f1"] for a, b in pairs]
+    except ImportError as exc:                    # mir_eval is in the 'eval' extra
+        return {"skipped": f"note-F1 needs mir_eval ({exc})"}
+    return {"note_f1": _mean(f1), "pairs": len(pairs),
+            "clips": sum(1 for t in by_clip.values() if len(t) > 1)}
+
+
+def musicality_judge(args, clips):
+    """The transcription module when the musicality metrics run, else None, and a note."""
+    wanted = bool(getattr(args, "musicality", False))
+    auto = any(c.midi is not None for c in clips)
+    if not (wanted or auto):
+        return None, None
+    from . import transcription
+    reason = transcription.available()
+    if reason is not None:
+        if wanted:
+            raise UserError(f"--musicality: {reason}")
+        return None, f"musicality metrics skipped: {reason}"
+    return transcription, None
+
+
+def musicality_row(judge, clip, y, sr, ref, ref_transcripts, score, recon: bool) -> dict:
+    """basic-pitch figures of one take (see the module docstring)."""
+    tr = judge.transcribe(y, sr)
+    out: dict = {"confident_note_fraction": tr.confident_note_fraction,
+                 "n_transcribed_notes": int(len(tr.pitches))}
+    if score is not None:
+        out["render_round_trip"] = judge.render_round_trip(score.notes, tr)
+    if ref is not None:
+        if clip.reference not in ref_transcripts:
+            ref_transcripts[clip.reference] = judge.transcribe(ref["y"], sr)
+        rt = ref_transcripts[clip.reference]
+        out["reference_confident_note_fraction"] = rt.confident_note_fraction
+        if recon:
+            out["reference_vs_take"] = judge.transcription_f1(rt, tr)
+    return out
+
+
+def symbolic_section(gen_scores, args, paired_refs) -> dict:
+    """MGEval-style measures of the takes' notes against held-out scores."""
+    from . import symbolic
+    from ..score.midi import read_midi
+    folder = _dir(getattr(args, "reference_scores", None), "--reference-scores")
+    refs = ([read_midi(p) for p in sorted(folder.iterdir())
+             if p.is_file() and p.suffix.lower() in MIDI_SUFFIXES] if folder else paired_refs)
+    if len(refs) < 2:
+        return {"skipped": f"needs at least 2 held-out scores (.mid), found {len(refs)}; "
+                           "pass --reference-scores DIR"}
+    return {"source": str(folder) if folder else "reference MIDI beside the reference audio",
+            **symbolic.mgeval_report(gen_scores, refs, seed=args.seed)}
 
 
 DEFINITIONS = {
@@ -400,6 +551,21 @@ DEFINITIONS = {
     "frechet_distance": "Fréchet distance between Gaussian fits of generated and reference embeddings",
     "density_coverage": "Naeem et al. 2020, k-NN balls around reference embeddings",
     "chroma_kl": "KL(reference || generated) of 12-bin mean-chroma profiles, per pair and of set means",
+    "confident_note_fraction": "basic-pitch (ICASSP 2022 nmp.onnx on ONNX Runtime): share of its "
+                               "frames (~86/s) whose largest note posterior exceeds 0.5",
+    "render_round_trip": "note-F1 (mir_eval, onsets within 50 ms, same pitch, offsets ignored) "
+                         "between the take's own pitched notes (MIDI sidecar, drums left out) "
+                         "and basic-pitch's transcription of the take's audio",
+    "reference_vs_take": "note-F1 as above between the transcriptions of the reference music and "
+                         "of the take (with --recon: the autoencoder round trip)",
+    "between_seeds": "mean note-F1 (onsets within 50 ms, same pitch, drums left out) between "
+                     "the MIDI sidecars of different seeds' takes of the same clip",
+    "score": "a take's own notes (MIDI sidecar): mode by Krumhansl-Schmuckler on the "
+             "duration-weighted pitch classes (the corpus's own labelling rule) vs the clip's "
+             "manifest mode; note_density = distinct pitched onsets per second; by style class",
+    "symbolic": "MGEval (Yang & Lerch 2018): per feature, overlapped area (OA, 1 = best) and "
+                "KL between the kernel densities of intra-reference and generated-to-reference "
+                "distances; controls: random notes on the 24 fps grid, held-out halves",
 }
 
 

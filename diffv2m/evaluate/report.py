@@ -138,6 +138,10 @@ def render_html(report: dict, plots=()) -> str:
              f"({emb.get('dim')}-d). {html.escape(str(emb.get('note', '')))}</p>",
              "<h2>Summary</h2>", _table(report.get("summary", {})),
              "<h2>Distribution metrics</h2>", _table(report.get("distribution", {}))]
+    if report.get("symbolic"):
+        parts += ["<h2>Symbolic measures (MGEval)</h2>", _table(report["symbolic"])]
+    if report.get("musicality_note"):
+        parts.append(f"<p class='note'>{html.escape(report['musicality_note'])}</p>")
     bars = hit_rate_plot(report.get("clips", []))
     if bars:
         parts += ["<h2>Onset/cut hit rate vs random-shift baseline</h2>",

@@ -74,6 +74,34 @@ class VideoFeatures:
                 np.savez_compressed(fh, **arrays)
         return path
 
+    def check(self, image_size: int | None = None) -> "VideoFeatures":
+        """Raise ``ValueError`` unless every array has the shape and type :meth:`save` wrote
+        (a cache entry from another version, a damaged or foreign file)."""
+        T = self.seconds
+        if not (math.isfinite(self.duration) and self.duration > 0 and T >= 1
+                and T == max(1, int(math.ceil(self.duration - 1e-9)))):
+            raise ValueError(f"duration {self.duration} / seconds {T} disagree")
+        f = self.frames_1fps
+        if f.dtype != np.uint8 or f.ndim != 4 or f.shape[0] != T or f.shape[3] != 3 \
+                or f.shape[1] != f.shape[2] or (image_size is not None and f.shape[1] != image_size):
+            raise ValueError(f"frames_1fps {f.dtype}{f.shape}")
+        if self.colour.dtype.kind != "f" or self.colour.shape != (T, colour.COLOUR_DIM):
+            raise ValueError(f"colour {self.colour.dtype}{self.colour.shape}")
+        for name in ("scene_cut", "motion"):
+            a = getattr(self, name)
+            if a.dtype.kind != "f" or a.shape != (T,):
+                raise ValueError(f"{name} {a.dtype}{a.shape}")
+        times, values = self.motion_curve
+        if self.cut_times.dtype.kind != "f" or self.cut_times.ndim != 1 or times.ndim != 1 \
+                or times.dtype.kind != "f" or values.dtype.kind != "f" or values.shape != times.shape:
+            raise ValueError("cut or motion times")
+        for a in (self.colour, self.scene_cut, self.motion, self.cut_times, times, values):
+            if not np.all(np.isfinite(a)):
+                raise ValueError("non-finite values")
+        if not isinstance(self.meta, dict):
+            raise ValueError("meta is not a table")
+        return self
+
     @classmethod
     def load(cls, path: str | os.PathLike) -> "VideoFeatures":
         """Read a file written by :meth:`save`; a missing or damaged file is a UserError."""
@@ -88,7 +116,7 @@ class VideoFeatures:
                            meta=json.loads(str(z["meta"])))
         except FileNotFoundError:
             raise UserError(f"{path}: no such features file") from None
-        except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, EOFError) as exc:
             raise UserError(f"{path}: not a Diff-V2M features file ({exc})") from None
 
 
@@ -174,17 +202,38 @@ def cache_file(source: FrameSource, cache_dir: str | os.PathLike, **params: Any)
 def features_for(source: FrameSource, cache_dir: str | os.PathLike, *, image_size: int = 64,
                  analysis_fps: float | None = None,
                  progress: Progress | None = None) -> VideoFeatures:
-    """:func:`compute_video_features` through a content-hash cache (a hit only loads a file)."""
+    """:func:`compute_video_features` through a content-hash cache (a hit only loads a file).
+
+    The cache is optional and self-healing: an entry that cannot be read, or holds arrays of
+    the wrong shape or type (or is a folder), is discarded and rebuilt; when the entry cannot
+    be written (read-only or full disk) the job goes on without it after one warning line.
+    """
     path = cache_file(source, cache_dir, image_size=int(image_size), analysis_fps=analysis_fps)
-    if path.exists():
+    if os.path.lexists(path):
         try:
-            feats = VideoFeatures.load(path)
+            feats = VideoFeatures.load(path).check(int(image_size))
             if feats.meta.get("version") == FEATURES_VERSION:
                 _notify(progress, feats.seconds, feats.seconds)
                 return feats
-        except UserError:
-            pass  # a damaged entry is simply recomputed and replaced
+        except (UserError, ValueError, TypeError, AttributeError):
+            pass
+        _discard(path)              # damaged, foreign or stale: recomputed and replaced below
     feats = compute_video_features(source, image_size=image_size, analysis_fps=analysis_fps,
                                    progress=progress)
-    feats.save(path)
+    try:
+        feats.save(path)
+    except OSError as exc:
+        from ..jobs import warn_cache_unusable
+        warn_cache_unusable(Path(cache_dir), exc)
     return feats
+
+
+def _discard(path: Path) -> None:
+    import shutil
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except OSError:
+        pass                        # read-only cache: save() below says so

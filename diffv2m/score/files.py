@@ -1,18 +1,14 @@
 """What a score take hands out besides the mix: the MIDI file and one WAV per track (stems).
 
 Both paths are checked before any work starts (:func:`check_outputs`: the folder must exist;
-a stems folder must be new or empty), and written without ever leaving a partial result under
-the final name: the MIDI file through :func:`diffv2m.atomic.atomic_path`, the stems into a
-temporary folder beside the target that is renamed onto it once every stem is written.
-Stems are ``DIR/<track>.wav`` for every track of :data:`~diffv2m.score.events.TRACKS`, all the
+a stems folder must be new or empty); the job's output transaction
+(:mod:`diffv2m.output_transaction`) then holds the MIDI file and every stem beside the take,
+so they appear together or not at all. Stems are ``DIR/<track>.wav`` (:func:`stem_paths`) for every track of :data:`~diffv2m.score.events.TRACKS`, all the
 mix's length and rate (a track without notes is silence), with the take's metadata.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -47,28 +43,18 @@ def write_midi_file(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
-def write_stems(folder: str | os.PathLike, stems: dict[str, Any], sample_rate: int,
+def stem_paths(folder: str | os.PathLike) -> dict[str, Path]:
+    """Where each track's stem goes: ``folder/<track>.wav`` for every track of TRACKS."""
+    from .events import TRACKS
+    return {t: Path(folder) / f"{t}.wav" for t in TRACKS}
+
+
+def write_stems(paths: dict[str, str | os.PathLike], stems: dict[str, Any], sample_rate: int,
                 metadata: dict[str, Any] | None = None) -> list[Path]:
-    """Write ``{track: [C, N]}`` as ``folder/<track>.wav`` (temporary folder, then renamed)."""
+    """Write each ``{track: [C, N]}`` stem to ``paths[track]`` (temporaries of the job's
+    output transaction, which renames them all together with the take)."""
     from .. import media
-    final = Path(folder)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent))
-    try:
-        for track, audio in stems.items():
-            media.write_audio(tmp / f"{track}.wav", audio, sample_rate,
-                              metadata={**(metadata or {}), "stem": track})
-        os.chmod(tmp, 0o777 & ~_umask())
-        if final.is_dir():
-            final.rmdir()                    # empty (checked); a new file there fails loudly
-        os.rename(tmp, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(tmp)
-        raise
-    return [final / f"{t}.wav" for t in stems]
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    for track, audio in stems.items():
+        media.write_audio(paths[track], audio, sample_rate,
+                          metadata={**(metadata or {}), "stem": track})
+    return [Path(paths[t]) for t in stems]

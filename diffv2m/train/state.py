@@ -1,8 +1,10 @@
 """Training state on disk: EMA weights, resumable checkpoints (safetensors) and a loss log.
 
 A run directory holds ``last.safetensors`` (model + EMA + optimizer tensors, written
-atomically), ``state.json`` (step, config, optimizer scalars) and ``loss.jsonl`` (one line per
-step).  Randomness is derived from (seed, step), so a resumed run repeats the exact loss curve
+atomically, with the run state in its metadata), ``state.json`` (the same state, step, config,
+optimizer scalars, readable) and ``loss.jsonl`` (one line per step). The state is read from the
+weights file itself, so a kill between the two renames cannot pair step N's weights with step
+N-k's state.  Randomness is derived from (seed, step), so a resumed run repeats the exact loss curve
 it would have had without the interruption.
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from ..atomic import atomic_path, atomic_write_text
@@ -64,6 +67,9 @@ def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict, scalars: dict)
     opt.load_state_dict({"state": state, "param_groups": scalars["param_groups"]})
 
 
+_STATE_KEY = "diffv2m_run_state"      # last.safetensors metadata: the state.json text
+
+
 def save_run(run_dir: Path, step: int, model: torch.nn.Module, ema: EMA | None,
              opt: torch.optim.Optimizer, info: dict[str, Any]) -> None:
     """Write the resumable state of a run (atomically: a kill never corrupts it)."""
@@ -74,19 +80,31 @@ def save_run(run_dir: Path, step: int, model: torch.nn.Module, ema: EMA | None,
                         for k, v in ema.shadow.state_dict().items()})
     opt_t, opt_s = _flatten_optimizer(opt)
     tensors.update({k: v.cpu() for k, v in opt_t.items()})
+    state = json.dumps({"step": step, "optimizer": opt_s, **info}, indent=1)
     with atomic_path(run_dir / "last.safetensors") as tmp:
-        save_file(tensors, str(tmp))
-    atomic_write_text(run_dir / "state.json",
-                      json.dumps({"step": step, "optimizer": opt_s, **info}, indent=1))
+        save_file(tensors, str(tmp), metadata={_STATE_KEY: state})
+    atomic_write_text(run_dir / "state.json", state)
+
+
+def _run_state(weights: Path, state_path: Path) -> dict[str, Any] | None:
+    """The state saved with the weights (authoritative); ``state.json`` for runs saved before
+    the state went into the weights' metadata."""
+    with safe_open(str(weights), "pt") as f:
+        meta = f.metadata() or {}
+    if _STATE_KEY in meta:
+        return json.loads(meta[_STATE_KEY])
+    return json.loads(state_path.read_text()) if state_path.exists() else None
 
 
 def load_run(run_dir: Path, model: torch.nn.Module, ema: EMA | None,
              opt: torch.optim.Optimizer) -> int:
     """Restore a run written by :func:`save_run`; returns the step to continue from (0 if none)."""
     state_path, weights = run_dir / "state.json", run_dir / "last.safetensors"
-    if not (state_path.exists() and weights.exists()):
+    if not weights.exists():
         return 0
-    state = json.loads(state_path.read_text())
+    state = _run_state(weights, state_path)
+    if state is None:
+        return 0
     tensors = load_file(str(weights))
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     if ema is not None:

@@ -15,11 +15,11 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayo
                                QLabel, QProgressBar, QPushButton, QSpinBox, QToolButton,
                                QVBoxLayout, QWidget)
 
+from diffv2m.settings_limits import CFG_RANGE, MAX_SEED, MAX_STEPS
 from diffv2m.synthesis import Settings
 
 STYLES = ("calm", "moderate", "energetic")          # the class token 0..2
 SAMPLERS = ("dpmpp-2m", "euler", "ddim")            # diffv2m.diffusion.SAMPLERS
-MAX_SEED = 2**31 - 1
 
 
 def backend_kind(name: str) -> str:
@@ -54,11 +54,11 @@ class GenerateControls(QWidget):
         self.dice.setToolTip("Random seed")
         self.dice.clicked.connect(self.randomise_seed)
         self.steps = QSpinBox()
-        self.steps.setRange(1, 1000)
+        self.steps.setRange(1, MAX_STEPS)
         self.steps.setValue(25)
         self.steps.setToolTip("Sampler steps: more is slower and usually cleaner")
         self.cfg = QDoubleSpinBox()
-        self.cfg.setRange(1.0, 15.0)
+        self.cfg.setRange(1.0, CFG_RANGE[1])
         self.cfg.setSingleStep(0.5)
         self.cfg.setDecimals(2)
         self.cfg.setValue(3.0)

@@ -33,13 +33,14 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMessageBox, QP
 from diffv2m.errors import UserError
 
 from .controls import GenerateControls
+from .picture import PicturePlayer
 from .strip import SelectionBar, TimelineStrip, model_for_session
 from .takes import AudioPreview, TakesList
 from .worker import Job, panel_threads
 
 APP_NAME = "Diff-V2M Studio"
 LOADING = "loading the model"
-OPEN_FILTER = ("Timelines and videos (*.otio *.otioz *.otiod *.edl *.xml *.fcpxml *.aaf *.kdenlive "
+OPEN_FILTER = ("Timelines and videos (*.otio *.otioz *.otiod *.edl *.xml *.fcpxml *.aaf *.kdenlive *.mlt "
                "*.mp4 *.mov *.mkv *.avi *.m4v *.webm *.mxf *.mpg *.mpeg);;All files (*)")
 
 
@@ -109,6 +110,8 @@ class ScorePanel(QWidget):
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(lambda: self.export_timeline())
         self.preview = AudioPreview(self)
+        self.picture = PicturePlayer()
+        self._picture_key: Any = None         # the selection the picture shows
 
         top = QHBoxLayout()
         top.addWidget(self.open_button)
@@ -118,7 +121,10 @@ class ScorePanel(QWidget):
         ul.setContentsMargins(0, 0, 0, 0)
         ul.addLayout(top)
         ul.addWidget(self.selection_bar)
-        ul.addWidget(self.strip)
+        beside = QHBoxLayout()
+        beside.addWidget(self.strip, 3)
+        beside.addWidget(self.picture, 2)
+        ul.addLayout(beside)
         ul.addWidget(self.controls)
         ul.addWidget(self.status)
         lower = QWidget()
@@ -151,6 +157,9 @@ class ScorePanel(QWidget):
         self.preview.playing.connect(self._playing)
         self.preview.position.connect(self._play_position)
         self.preview.unavailable.connect(lambda msg: self.show_message(msg))
+        self.picture.unavailable.connect(lambda msg: self.show_message(msg))
+        self.picture.position.connect(self._picture_position)
+        self.picture.playing.connect(lambda rec: self.preview.stop() if rec is not None else None)
 
     # -- backend ----------------------------------------------------------------------------
     def _load_backend(self) -> None:
@@ -199,9 +208,11 @@ class ScorePanel(QWidget):
             self.show_error(f"{path}: cannot open: {type(exc).__name__}: {exc}", unexpected=True)
             return False
         self.preview.stop()
+        self.picture.stop()
         self.session = session
         self._exported.clear()
         self.takes.clear()
+        self.picture.set_takes([])
         self.qsettings.setValue("files/last_dir", str(path.parent))
         self.qsettings.setValue("files/last_file", str(path))
         kind = "video" if session.is_video else "timeline"
@@ -213,6 +224,7 @@ class ScorePanel(QWidget):
         if not session.is_video:
             try:
                 session.select()
+                self._show_warnings()
             except UserError as exc:
                 self.show_error(str(exc))
         self._show_selection()
@@ -286,6 +298,7 @@ class ScorePanel(QWidget):
         self._show_selection()
         a, b = self.session.selection_seconds
         self.show_message(f"Selected {b - a:.2f} s")
+        self._show_warnings()
         self._update_ready()
         return True
 
@@ -293,6 +306,40 @@ class ScorePanel(QWidget):
         fr = self.selection_frames()
         self.strip.set_selection(*(fr or (None, None)))
         self.selection_bar.set_range(*(fr or (None, None)))
+        self._update_picture()
+
+    # -- picture ----------------------------------------------------------------------------
+    def _update_picture(self, render: bool = False) -> None:
+        """Show the selection's picture beside the strip: a video's file from the selection's
+        start; a timeline's selection rendered once (after its first take) as a proxy."""
+        s = self.session
+        if s is None or s.selection is None:
+            self.picture.set_picture(None)
+            self._picture_key = None
+            return
+        a, b = s.selection_seconds
+        key = (str(s.path), round(a, 6), round(b, 6))
+        if key == self._picture_key:
+            return
+        if s.is_video:
+            self._picture_key = key
+            self.picture.set_picture(s.path, a, b - a, s.rate)
+        elif render and s._source is not None:
+            self._picture_key = key
+            self.picture.render_proxy(s._source, s.rate, pool=self.pool)
+        else:
+            self.picture.set_picture(None)
+            self.picture.label.setText("The picture is rendered after the first take")
+
+    def _picture_position(self, seconds: float) -> None:
+        fr = self.selection_frames()
+        if fr is not None and self.session is not None:
+            self.strip.playhead = int(fr[0] + round(seconds * self.session.rate))
+            self.strip.update()
+            self.selection_bar.set_playhead(self.strip.playhead)
+        row = self.takes.row_for(self.picture.current)
+        if row is not None:
+            row.waveform.set_position(seconds)
 
     # -- generation -------------------------------------------------------------------------
     def is_busy(self) -> bool:
@@ -347,6 +394,9 @@ class ScorePanel(QWidget):
                           f"music in {t.get('total', 0):.1f} s; features "
                           f"{t.get('conditions', 0):.1f} s, sampling {t.get('sampling', 0):.1f} s)")
         self._refresh_saved()
+        self.picture.set_takes(s.takes)
+        self._update_picture(render=True)
+        self._show_warnings()
         self.takeAdded.emit(record)
 
     # -- jobs -------------------------------------------------------------------------------
@@ -396,6 +446,7 @@ class ScorePanel(QWidget):
         if not isValid(self):                 # already destroyed with its window
             return True
         self.preview.stop()
+        self.picture.shutdown()
         self.strip.thumbnails.shutdown(msecs)
         return self.pool.waitForDone(msecs)
 
@@ -409,6 +460,7 @@ class ScorePanel(QWidget):
         if self.session is not None and record in self.session.takes:
             self.session.takes.remove(record)
         self.takes.remove(record)
+        self.picture.set_takes(self.session.takes if self.session is not None else [])
         self._exported.discard(id(record))
         self.show_message(f"Discarded seed {record.seed} (its file stays: {record.path})")
         self._refresh_saved()
@@ -499,6 +551,13 @@ class ScorePanel(QWidget):
         self.exported.emit(Path(out))
 
     # -- status / title ---------------------------------------------------------------------
+    def _show_warnings(self) -> None:
+        """Selection warnings (mostly black picture, title stand-ins...) after the status."""
+        warn = getattr(self.session, "warnings", None)
+        if warn:
+            self.status.setStyleSheet("color: #c80")
+            self.status.setText(self.status.text() + "\nWarning: " + "\nWarning: ".join(warn))
+
     def show_message(self, text: str) -> None:
         self.status.setStyleSheet("")
         self.status.setText(text)

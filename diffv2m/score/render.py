@@ -1,0 +1,257 @@
+"""Rendering a :class:`~diffv2m.score.events.Score`: a Standard MIDI File, and audio + stems
+synthesised by FluidSynth with a General-MIDI SoundFont.  Torch-free (the runtime renders).
+
+* MIDI: :func:`midi_bytes` and :func:`write_midi` (defined in ``diffv2m.score.midi``).
+* Audio (:func:`render_score`, :func:`render_stems`): the notes drive FluidSynth (pyfluidsynth,
+  which binds Debian's libfluidsynth3) directly at their sample times, in 32-bit float stereo.
+  The SoundFont is loaded once per (SoundFont, sample rate) in this process and lent to a
+  fresh single-core synthesizer for every render, so a new take does not pay the load again
+  and the same score gives the same samples bit for bit whatever was rendered before.
+* The mix is the sum of the tracks rendered one at a time (so the stems sum to the mix
+  exactly), then scaled by ONE gain: loudness normalised to ``TARGET_LUFS`` integrated
+  (ITU-R BS.1770-4 with gating, measured by pyloudnorm), lowered where needed so the sample
+  peak stays at or below ``PEAK_CEILING_DBFS`` (never clipped).  The stems get the same gain.
+  A score without notes renders to silence.
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from .events import TRACKS, Score
+from .midi import CHANNELS, REVERB_SEND, check_notes, midi_bytes, programs, write_midi  # noqa: F401 (API)
+
+SOUNDFONT_PATHS: tuple[str, ...] = (
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/sounds/sf2/TimGM6mb.sf2",
+    "/usr/share/soundfonts/FluidR3_GM.sf2",
+    "/usr/share/soundfonts/default.sf2",
+    "/usr/share/sounds/sf3/default-GM.sf3",
+    "/usr/share/sounds/sf3/MuseScore_General.sf3",
+)
+INSTALL_HINT = "apt-get install fluidsynth fluid-soundfont-gm"
+
+TARGET_LUFS = -16.0
+PEAK_CEILING_DBFS = -1.0
+
+
+# ----------------------------------------------------------------------------- SoundFont
+def _check_soundfont(path: Path) -> str:
+    """``path`` as a string if it is a readable SoundFont 2/3 file, else one-line UserError."""
+    if not path.exists():
+        raise UserError(f"{path}: SoundFont not found")
+    if not path.is_file():
+        raise UserError(f"{path}: SoundFont is not a file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read SoundFont ({exc.strerror or exc})") from None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+        raise UserError(f"{path}: not a SoundFont (.sf2/.sf3 files start with RIFF....sfbk)")
+    return str(path)
+
+
+def find_soundfont(explicit: str | None = None) -> str:
+    """The General-MIDI SoundFont to render with: ``explicit`` if given (checked), else the
+    first of ``SOUNDFONT_PATHS`` that exists.  A missing or unreadable file is a UserError."""
+    if explicit is not None:
+        return _check_soundfont(Path(explicit).expanduser())
+    for cand in SOUNDFONT_PATHS:
+        if Path(cand).is_file():
+            return _check_soundfont(Path(cand))
+    raise UserError(f"{SOUNDFONT_PATHS[0]}: no General-MIDI SoundFont found "
+                    f"(install one: {INSTALL_HINT}; or pass --soundfont FILE.sf2)")
+
+
+# ----------------------------------------------------------------------------- synth
+_SYNTHS: dict[tuple[str, int], "_Synth"] = {}
+_SYNTHS_LOCK = threading.Lock()
+
+
+def _cfunc(fs, name, result, *args):
+    """A ctypes prototype on pyfluidsynth's own library handle (functions it does not wrap)."""
+    fn = getattr(fs, name, None)
+    if fn is None:
+        fn = fs.cfunc(name, result, *[(a, t, 1) for a, t in args])
+        if fn is None:
+            raise UserError(f"libfluidsynth has no {name}: install FluidSynth 2 (`{INSTALL_HINT}`)")
+        setattr(fs, name, fn)
+    return fn
+
+
+def _fluidsynth():
+    """The pyfluidsynth module with the few extra functions used here, or a one-line
+    UserError saying what to install."""
+    try:
+        import fluidsynth as fs
+    except ImportError as exc:
+        missing = "pyfluidsynth" if "No module named" in str(exc) else "libfluidsynth"
+        raise UserError(f"FluidSynth is not available ({missing} missing): install it with "
+                        f"`{INSTALL_HINT}` and `pip install pyfluidsynth`") from None
+    vp, i = ctypes.c_void_p, ctypes.c_int
+    _cfunc(fs, "fluid_synth_write_float", i, ("synth", vp), ("len", i), ("lout", vp),
+           ("loff", i), ("lincr", i), ("rout", vp), ("roff", i), ("rincr", i))
+    _cfunc(fs, "fluid_synth_add_sfont", i, ("synth", vp), ("sfont", vp))
+    _cfunc(fs, "fluid_synth_remove_sfont", i, ("synth", vp), ("sfont", vp))
+    _cfunc(fs, "fluid_synth_get_sfont_by_id", vp, ("synth", vp), ("id", i))
+    log = _cfunc(fs, "fluid_set_log_function", vp, ("level", i), ("fun", vp), ("data", vp))
+    for level in (2, 3, 4):     # FLUID_WARN, INFO, DBG: a fresh synth warns "no preset" per channel
+        log(level, None, None)
+    return fs
+
+
+class _Synth:
+    """A SoundFont loaded once (in a holder synth), and a FRESH single-core synthesizer per
+    render that borrows it: FluidSynth's state (voices, reverb and chorus buffers) outlives
+    ``system_reset``, so only a new synth gives the same samples for the same notes whatever
+    was rendered before.  A new synth costs about a millisecond; the SoundFont load, seconds."""
+
+    def __init__(self, soundfont: str, sample_rate: int):
+        self.fs = _fluidsynth()
+        self.settings = {"synth.cpu-cores": 1, "synth.midi-channels": 16,
+                         "synth.polyphony": 512}
+        self.holder = self.fs.Synth(gain=0.5, samplerate=float(sample_rate), **self.settings)
+        sfid = self.holder.sfload(soundfont)
+        self.sfont = self.fs.fluid_synth_get_sfont_by_id(self.holder.synth, sfid) if sfid >= 0 else None
+        if not self.sfont:
+            self.holder.delete()
+            raise UserError(f"{soundfont}: FluidSynth cannot load this SoundFont")
+        self.sample_rate = sample_rate
+        self.lock = threading.Lock()
+
+    def render(self, score: Score, tracks: tuple[str, ...], n: int) -> np.ndarray:
+        """Float32 [2, n] of the notes on ``tracks``."""
+        out = np.zeros((2, n), np.float32)
+        progs = programs(score)
+        sr = self.sample_rate
+        events = []                                 # (sample, order, channel, key, velocity)
+        for note in score.notes:
+            if note.track not in tracks:
+                continue
+            ch = CHANNELS[note.track]
+            on = int(round(note.start * sr))
+            off = max(on + 1, int(round(note.end * sr)))
+            if on >= n:
+                continue
+            events.append((on, 1, ch, note.pitch, note.velocity))
+            if off < n:
+                events.append((off, 0, ch, note.pitch, 0))
+        events.sort()
+        fs = self.fs
+        with self.lock:
+            s = fs.Synth(gain=0.5, samplerate=float(sr), **self.settings)
+            try:
+                sid = fs.fluid_synth_add_sfont(s.synth, self.sfont)
+                for track in tracks:
+                    ch = CHANNELS[track]
+                    s.program_select(ch, sid, 128 if track == "drums" else 0, progs[track])
+                    if track != "drums":
+                        s.cc(ch, 91, REVERB_SEND)
+                pos = 0
+                for at, kind, ch, key, vel in events:
+                    if at > pos:
+                        self._fill(s, out, pos, at)
+                        pos = at
+                    if kind:
+                        s.noteon(ch, key, vel)
+                    else:
+                        s.noteoff(ch, key)
+                self._fill(s, out, pos, n)
+            finally:
+                fs.fluid_synth_remove_sfont(s.synth, self.sfont)
+                s.delete()
+        return out
+
+    def _fill(self, s, out: np.ndarray, a: int, b: int) -> None:
+        if b <= a:
+            return
+        left, right = out[0, a:b], out[1, a:b]
+        self.fs.fluid_synth_write_float(s.synth, b - a, left.ctypes.data, 0, 1,
+                                        right.ctypes.data, 0, 1)
+
+
+def _synth(soundfont: str | None, sample_rate: int) -> _Synth:
+    try:
+        whole = float(sample_rate).is_integer()
+    except (TypeError, ValueError):
+        whole = False
+    if not (whole and 8000 <= float(sample_rate) <= 192000):
+        raise UserError(f"sample rate {sample_rate}: must be a whole number of Hz in 8000..192000")
+    sample_rate = int(sample_rate)
+    sf = find_soundfont(soundfont)
+    key = (str(Path(sf).resolve()), int(sample_rate))
+    with _SYNTHS_LOCK:
+        if key not in _SYNTHS:
+            _SYNTHS[key] = _Synth(sf, int(sample_rate))
+        return _SYNTHS[key]
+
+
+# ----------------------------------------------------------------------------- loudness
+def loudness_gain(mix: np.ndarray, sample_rate: int) -> float:
+    """The one gain that brings ``mix`` [2, N] to ``TARGET_LUFS`` integrated loudness, lowered
+    so the sample peak stays <= ``PEAK_CEILING_DBFS``; 1.0 for silence."""
+    peak = float(np.max(np.abs(mix))) if mix.size else 0.0
+    if peak <= 1e-9:
+        return 1.0
+    import pyloudnorm
+    x = mix.T.astype(np.float64)
+    block = int(np.ceil(0.4 * sample_rate))          # BS.1770 needs one 400 ms block
+    if len(x) < block:
+        x = np.concatenate([x, np.zeros((block - len(x), x.shape[1]))])
+    lufs = pyloudnorm.Meter(sample_rate).integrated_loudness(x)
+    gain = 10.0 ** ((TARGET_LUFS - lufs) / 20.0) if np.isfinite(lufs) else 1.0
+    ceiling = 10.0 ** (PEAK_CEILING_DBFS / 20.0)
+    return float(min(gain, ceiling / peak))
+
+
+# ----------------------------------------------------------------------------- audio
+def _stems(score: Score, sample_rate: int, soundfont: str | None) -> dict[str, np.ndarray]:
+    check_notes(score)
+    if not (score.duration > 0 and np.isfinite(score.duration)):
+        raise ValueError(f"score duration must be positive, not {score.duration}")
+    synth = _synth(soundfont, sample_rate)
+    n = int(round(score.duration * int(sample_rate)))
+    present = {note.track for note in score.notes}
+    return {t: synth.render(score, (t,), n) if t in present else np.zeros((2, n), np.float32)
+            for t in TRACKS}
+
+
+def _mix(stems: dict[str, np.ndarray]) -> np.ndarray:
+    mix = np.zeros_like(next(iter(stems.values())))
+    for t in TRACKS:
+        mix += stems[t]
+    return mix
+
+
+def render_mix_and_stems(score: Score, *, sample_rate: int = 48000,
+                         soundfont: str | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One synthesis, both outputs: the mix exactly as :func:`render_score` gives it (bit for
+    bit) and the stems as :func:`render_stems` gives them (for ``--stems``: no second render)."""
+    return _render(score, sample_rate, soundfont, with_stems=True)
+
+
+def _render(score: Score, sample_rate, soundfont, *, with_stems: bool):
+    stems = _stems(score, sample_rate, soundfont)
+    mix = _mix(stems)
+    g = np.float32(loudness_gain(mix, sample_rate))
+    return mix * g, ({t: stems[t] * g for t in TRACKS} if with_stems else None)
+
+
+def render_stems(score: Score, *, sample_rate: int = 48000,
+                 soundfont: str | None = None) -> dict[str, np.ndarray]:
+    """One float32 [2, N] array per track of ``TRACKS`` (N = round(duration * rate)), all
+    scaled by the mix's loudness gain, so they sum to :func:`render_score`'s output (within
+    float rounding)."""
+    return render_mix_and_stems(score, sample_rate=sample_rate, soundfont=soundfont)[1]
+
+
+def render_score(score: Score, *, sample_rate: int = 48000,
+                 soundfont: str | None = None) -> np.ndarray:
+    """The take as float32 stereo [2, N], N = round(duration * rate), loudness normalised."""
+    return _render(score, sample_rate, soundfont, with_stems=False)[0]

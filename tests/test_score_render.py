@@ -1,0 +1,205 @@
+"""Score rendering: MIDI files, FluidSynth audio and stems (real libfluidsynth, real SoundFont)."""
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diffv2m.errors import UserError
+from diffv2m.score import midi, render
+from diffv2m.score.events import TRACKS, Ensemble, Note, Score
+
+SR = 48000
+
+
+def _have_soundfont() -> bool:
+    try:
+        render.find_soundfont()
+        import fluidsynth  # noqa: F401
+        return True
+    except (UserError, ImportError):
+        return False
+
+
+needs_synth = pytest.mark.skipif(not _have_soundfont(),
+                                 reason="FluidSynth or a GM SoundFont is not installed")
+
+
+def known_score(seed: int = 0, seconds: float = 4.0, lead: float = 0.5) -> Score:
+    """A little four-track phrase: notes from ``lead`` s to 1 s before the end."""
+    rng = np.random.default_rng(seed)
+    notes, t = [], lead
+    scale = [0, 2, 4, 5, 7, 9, 11, 12]
+    while t < seconds - 1.0 - 1e-9:
+        notes.append(Note("melody", 72 + scale[int(rng.integers(8))], t, t + 0.22, 96))
+        if round(t / 0.25) % 2 == 0:
+            notes.append(Note("accompaniment", 60 + scale[int(rng.integers(8))], t, t + 0.45, 70))
+            notes.append(Note("drums", 36 if round(t / 0.5) % 2 == 0 else 38, t, t + 0.1, 100))
+        if round(t / 0.25) % 4 == 0:
+            notes.append(Note("bass", 36 + scale[int(rng.integers(8))], t, t + 0.9, 84))
+        t = round(t + 0.25, 6)
+    return Score(notes, Ensemble("test", {"melody": 73, "accompaniment": 0, "bass": 33}),
+                 seconds, tempo_bpm=120.0)
+
+
+def _key(n: Note):
+    return (n.track, n.pitch, round(n.start, 3), round(n.end, 3), n.velocity)
+
+
+# ----------------------------------------------------------------------------- MIDI
+def test_midi_round_trip_same_notes_and_programs(tmp_path):
+    score = known_score(1)
+    path = tmp_path / "take.mid"
+    midi.write_midi(score, path)
+    back = midi.read_midi(path)
+    assert sorted(map(_key, back.notes)) == sorted(map(_key, score.notes))
+    assert back.ensemble.programs == {"melody": 73, "accompaniment": 0, "bass": 33, "drums": 0}
+    assert back.tempo_bpm == pytest.approx(120.0)
+    assert back.duration == pytest.approx(score.duration, abs=2e-3)
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_midi_read_by_pretty_midi_tracks_channels_programs():
+    pretty_midi = pytest.importorskip("pretty_midi")
+    score = known_score(2)
+    pm = pretty_midi.PrettyMIDI(io.BytesIO(render.midi_bytes(score)))
+    inst = {i.name: i for i in pm.instruments}
+    assert set(inst) == set(TRACKS)
+    assert inst["drums"].is_drum and not any(inst[t].is_drum for t in TRACKS if t != "drums")
+    assert [inst[t].program for t in ("melody", "accompaniment", "bass")] == [73, 0, 33]
+    for track in TRACKS:
+        want = sorted((n.pitch, round(n.start, 3), n.velocity) for n in score.notes if n.track == track)
+        got = sorted((n.pitch, round(n.start, 3), n.velocity) for n in inst[track].notes)
+        assert got == want
+    assert pm.get_tempo_changes()[1][0] == pytest.approx(120.0)
+
+
+def test_midi_missing_folder_is_one_line_and_writes_nothing(tmp_path):
+    with pytest.raises(UserError) as exc:
+        midi.write_midi(known_score(), tmp_path / "nope" / "take.mid")
+    assert "\n" not in str(exc.value) and "does not exist" in str(exc.value)
+    assert not (tmp_path / "nope").exists()
+
+
+def test_read_midi_rejects_garbage(tmp_path):
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"not a midi file at all")
+    with pytest.raises(UserError, match="bad.mid: not a readable MIDI file"):
+        midi.read_midi(bad)
+
+
+# ----------------------------------------------------------------------------- SoundFont
+def test_soundfont_explicit_missing_and_unreadable(tmp_path):
+    with pytest.raises(UserError, match="SoundFont not found"):
+        render.find_soundfont(str(tmp_path / "missing.sf2"))
+    junk = tmp_path / "junk.sf2"
+    junk.write_bytes(b"RIFF\0\0\0\0WAVEfmt " + bytes(100))
+    with pytest.raises(UserError) as exc:
+        render.find_soundfont(str(junk))
+    assert "not a SoundFont" in str(exc.value) and "\n" not in str(exc.value)
+    with pytest.raises(UserError, match="not a file"):
+        render.find_soundfont(str(tmp_path))
+
+
+def test_no_system_soundfont_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(render, "SOUNDFONT_PATHS", (str(tmp_path / "a.sf2"),))
+    with pytest.raises(UserError) as exc:
+        render.find_soundfont()
+    msg = str(exc.value)
+    assert "apt-get install fluidsynth fluid-soundfont-gm" in msg and "\n" not in msg
+
+
+@needs_synth
+def test_truncated_soundfont_fails_to_load_with_one_line(tmp_path):
+    real = Path(render.find_soundfont())
+    with open(real, "rb") as f:
+        head = f.read(4096)                      # RIFF....sfbk header, then cut short
+    bad = tmp_path / "cut.sf2"
+    bad.write_bytes(head)
+    with pytest.raises(UserError) as exc:
+        render.render_score(known_score(), sample_rate=SR, soundfont=str(bad))
+    assert "cut.sf2" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_without_fluidsynth_binding_one_line():
+    code = ("import sys; sys.modules['fluidsynth'] = None\n"
+            "from diffv2m.errors import UserError\n"
+            "from diffv2m.score import render\n"
+            "from diffv2m.score.events import Ensemble, Note, Score\n"
+            "s = Score([Note('melody', 60, 0.0, 0.5, 90)], Ensemble('x'), 1.0)\n"
+            "try:\n    render.render_score(s)\nexcept UserError as e:\n    print('ERR', e)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("ERR")]
+    assert len(lines) == 1 and "apt-get install fluidsynth" in lines[0], res.stdout + res.stderr
+
+
+# ----------------------------------------------------------------------------- audio
+@needs_synth
+def test_render_stereo_length_deterministic_and_silent_where_no_notes():
+    score = known_score(3, seconds=4.0, lead=0.5)
+    y = render.render_score(score, sample_rate=SR)
+    assert y.dtype == np.float32 and y.shape == (2, int(round(4.0 * SR)))
+    render.render_score(known_score(4), sample_rate=SR)          # something else in between
+    assert np.array_equal(y, render.render_score(score, sample_rate=SR))
+    assert not np.array_equal(y[0], y[1])                         # real stereo, not mono twice
+    # before the first note: only the reverb's anti-denormal offset (~1e-8), below -120 dBFS
+    assert np.max(np.abs(y[:, : int(0.5 * SR) - 64])) < 1e-6
+    rms = lambda a: float(np.sqrt(np.mean(a.astype(np.float64) ** 2)))  # noqa: E731
+    assert rms(y[:, int(0.6 * SR): int(2.9 * SR)]) > 0.05         # the notes sound
+    assert np.max(np.abs(y)) <= 10 ** (render.PEAK_CEILING_DBFS / 20) + 1e-6
+    silent = render.render_score(Score([], Ensemble("x"), 1.5), sample_rate=SR)
+    assert silent.shape == (2, int(1.5 * SR)) and not np.any(silent)
+
+
+@needs_synth
+def test_render_loudness_target_and_other_rate():
+    import pyloudnorm
+    score = known_score(5, seconds=6.0)
+    y = render.render_score(score, sample_rate=44100)
+    assert y.shape == (2, 6 * 44100)
+    lufs = pyloudnorm.Meter(44100).integrated_loudness(y.T.astype(np.float64))
+    peak_db = 20 * np.log10(np.max(np.abs(y)))
+    # either at the loudness target, or held back by the peak ceiling
+    assert abs(lufs - render.TARGET_LUFS) < 0.05 or abs(peak_db - render.PEAK_CEILING_DBFS) < 0.01
+
+
+@needs_synth
+def test_stems_sum_to_the_mix():
+    score = known_score(6)
+    mix = render.render_score(score, sample_rate=SR)
+    stems = render.render_stems(score, sample_rate=SR)
+    assert list(stems) == list(TRACKS)
+    assert all(s.shape == mix.shape and s.dtype == np.float32 for s in stems.values())
+    total = sum(stems[t].astype(np.float64) for t in TRACKS)
+    assert np.max(np.abs(total - mix)) < 1e-5
+    for t in TRACKS:                                           # every track really plays
+        assert np.sqrt(np.mean(stems[t] ** 2)) > 1e-3
+    both_mix, both_stems = render.render_mix_and_stems(score, sample_rate=SR)
+    assert np.array_equal(both_mix, mix)                       # --stems changes no sample
+    assert all(np.array_equal(both_stems[t], stems[t]) for t in TRACKS)
+    solo = Score([n for n in score.notes if n.track == "bass"], score.ensemble, score.duration)
+    s2 = render.render_stems(solo, sample_rate=SR)
+    assert not np.any(s2["melody"]) and not np.any(s2["drums"]) and np.any(s2["bass"])
+
+
+@needs_synth
+def test_same_score_same_samples_in_a_new_process_and_short_takes():
+    import hashlib
+    score = known_score(8, seconds=3.0)
+    here = hashlib.sha256(render.render_score(score, sample_rate=SR).tobytes()).hexdigest()
+    code = ("import hashlib, sys; sys.path.insert(0, %r)\n"
+            "from test_score_render import known_score\n"
+            "from diffv2m.score import render\n"
+            "print(hashlib.sha256(render.render_score(known_score(8, seconds=3.0), "
+            "sample_rate=%d).tobytes()).hexdigest())\n") % (str(Path(__file__).parent), SR)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == here, res.stderr[-2000:]
+    short = Score([Note("melody", 69, 0.0, 0.2, 100)], Ensemble("x"), 0.25)
+    y = render.render_score(short, sample_rate=SR)               # shorter than one BS.1770 block
+    assert y.shape == (2, 12000) and np.isfinite(y).all() and np.abs(y).max() > 0.01
+    with pytest.raises(UserError, match="sample rate"):
+        render.render_score(short, sample_rate=1000)
