@@ -7,7 +7,8 @@ start-up, video features, semantic tokens, rhythm, sampling, decoding and, for t
 model, FluidSynth rendering at 48 kHz stereo and the WAV).  "first" runs use an empty feature
 cache (``DIFFV2M_CACHE`` in a fresh temporary folder); "new seed" runs reuse the cache of a
 first run, as an editor asking for another take does.  Prints the medians, the ratio
-new-seed / first, and seconds of music per second of wall time.  Default VIDEO:
+new-seed / first, and seconds of music per second of wall time; then the same in one process
+with the runtime open (the panel's case: a new seed reuses the video's conditions).  Default VIDEO:
 examples/sample.mp4 (30 s).
 """
 from __future__ import annotations
@@ -40,6 +41,32 @@ def run(video: Path, out: Path, model: str, seed: int, steps: int, cache: Path,
     return dt
 
 
+def session_times(video: Path, model: str, steps: int, repeat: int, threads: int | None) -> dict:
+    """In one process with the runtime open (as the panel and ``diffv2m score`` run): a first
+    take (features, semantic tokens, rhythm, sampling, decoding, rendering) vs a new seed
+    (the conditions reused: sampling, decoding, rendering)."""
+    from diffv2m import assets, jobs, media, synthesis
+    from diffv2m.runtime.ort import load_runtime
+    backend = load_runtime(assets.model_onnx_dir(model), threads=threads)
+    cfg = backend.config.default_cfg_scale
+    first, again, parts = [], [], {}
+    for r in range(repeat):
+        with tempfile.TemporaryDirectory(prefix="diffv2m-bench-cache-") as cache:
+            t0 = time.perf_counter()
+            cond = jobs.video_conditions(backend, media.FileFrameSource(video), cache_dir=cache)
+            synthesis.synthesise(backend, cond, synthesis.Settings(seed=0, steps=steps,
+                                                                   cfg_scale=cfg))
+            first.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            take = synthesis.synthesise(backend, cond, synthesis.Settings(seed=1 + r, steps=steps,
+                                                                          cfg_scale=cfg))
+            again.append(time.perf_counter() - t0)
+            parts = {k: round(v, 2) for k, v in take.timings.items()}
+    f, a = statistics.median(first), statistics.median(again)
+    return {"first_s": round(f, 2), "new_seed_s": round(a, 2),
+            "new_seed_over_first": round(a / f, 3), "parts": parts}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("video", nargs="?", type=Path, default=ROOT / "examples" / "sample.mp4")
@@ -70,7 +97,14 @@ def main(argv=None) -> int:
                               "runs_new_seed": [round(x, 2) for x in again]}
             print(f"{model:>6}: {seconds:.0f} s of music  first {f:.2f} s  new seed {a:.2f} s  "
                   f"(ratio {a / f:.2f}, {seconds / f:.1f}x real time)", flush=True)
+    in_process = {m: session_times(args.video, m, args.steps, args.repeat, args.threads)
+                  for m in args.models}
+    for m, r in in_process.items():
+        print(f"{m:>6} in one process (the panel's case): first {r['first_s']:.2f} s  "
+              f"new seed {r['new_seed_s']:.2f} s  (ratio {r['new_seed_over_first']:.2f})  "
+              f"parts of a new seed: {r['parts']}", flush=True)
     summary = {"video": str(args.video), "seconds": seconds, "steps": args.steps,
+               "in_process": in_process,
                "repeat": args.repeat, "cpu_count": os.cpu_count(), "models": results}
     if args.output:
         args.output.write_text(json.dumps(summary, indent=1))

@@ -61,6 +61,7 @@ def test_config_family_round_trips():
     back = ModelConfig.from_json(cfg.to_json())
     assert back == cfg and back.latent_frames == 120 and back.autoencoder.latent_rate == 12.0
     assert resolve_config("small").latent_family == "audio"
+    assert resolve_config("small").default_cfg_scale == 3.0 and cfg.default_cfg_scale == 2.0
 
 
 def test_score_autoencoder_shapes_and_probabilities():
@@ -221,3 +222,26 @@ def test_generate_bad_outputs_one_line_exit_2_nothing_written(corpus, model, tmp
     res = _run("generate", video, "--model", "audio", "--midi", str(tmp_path / "a.mid"),
                "-o", str(tmp_path / "x.wav"), "-q", "--no-cache")
     assert res.returncode == 2 and "score" in res.stderr and not (tmp_path / "x.wav").exists()
+
+
+def test_prior_warm_start_and_frozen_parts(corpus, autoencoder, model, tmp_path):
+    """``--init M --init-parts semantic rhythm --freeze semantic rhythm``: those parts come
+    from M and stay as they were; the DiT starts fresh and trains."""
+    from safetensors.torch import load_file
+    run = tmp_path / "warm"
+    assert cli(["train", "prior", str(corpus), "--autoencoder",
+                str(autoencoder / "autoencoder.safetensors"), "--run-dir", str(run),
+                "--steps", "3", "--batch-size", "2", "--warmup", "1", "--save-every", "3",
+                "--val-samples", "0", "--init", str(model), "--init-parts", "semantic",
+                "rhythm", "--freeze", "semantic", "rhythm"]) == 0
+    a, b = load_file(str(model)), load_file(str(run / "model.safetensors"))
+    for k in a:
+        if k.startswith(("semantic_encoder.", "rhythm_predictor.")):
+            assert torch.equal(a[k], b[k]), k
+    dit = [k for k in a if k.startswith("dit.") and a[k].dtype.is_floating_point
+           and a[k].numel() > 16]
+    assert sum(not torch.equal(a[k], b[k]) for k in dit) > 0.9 * len(dit)
+    assert cli(["train", "prior", str(corpus), "--autoencoder",
+                str(autoencoder / "autoencoder.safetensors"), "--run-dir",
+                str(tmp_path / "bad"), "--steps", "1", "--init",
+                str(tmp_path / "none.safetensors")]) == 2

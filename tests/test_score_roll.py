@@ -165,3 +165,24 @@ def test_corpus_builder_writes_clip_scores_and_they_can_be_recomputed(tmp_path):
     b_path.write_bytes(before)
     b, rb = scores.load_score(b_path)
     assert a.notes == b.notes and np.array_equal(ra, rb)
+
+
+def test_monophonic_keeps_the_most_probable_note_and_cuts_overlaps():
+    from diffv2m.score.take import monophonic, score_from_probabilities
+    prob = np.zeros((4, 3, 128, 24), np.float32)
+    prob[0, ONSET, 60, 0], prob[0, ONSET, 64, 0] = 0.7, 0.9       # a dyad: 64 is likelier
+    prob[0, FRAME, 60, 0:12] = prob[0, FRAME, 64, 0:12] = 1.0
+    prob[0, ONSET, 67, 6] = 0.8                                   # starts while 64 sounds
+    prob[0, FRAME, 67, 6:10] = 1.0
+    prob[1, ONSET, 50, 0] = prob[1, ONSET, 53, 0] = 0.9          # accompaniment keeps chords
+    prob[2, ONSET, 40, 0] = prob[2, ONSET, 41, 0] = 0.9          # bass: one of them
+    prob[:, VELOCITY] = 0.5
+    notes = roll_to_notes(prob, rate=RATE)
+    mono = monophonic(notes, prob, ("melody", "bass"), rate=RATE, pitch_low=0)
+    mel = [(n.pitch, n.start, n.end) for n in mono if n.track == "melody"]
+    assert mel == [(64, 0.0, 6 / RATE), (67, 6 / RATE, 10 / RATE)]
+    assert sorted(n.pitch for n in mono if n.track == "accompaniment") == [50, 53]
+    assert len([n for n in mono if n.track == "bass"]) == 1
+    sc = score_from_probabilities(prob, duration=1.0, rate=RATE, pitch_low=0, cls=1)
+    assert [n.pitch for n in sc.notes if n.track == "melody"] == [64, 67]
+    assert sc.ensemble.name in ("piano", "woodwinds") and sc.duration == 1.0   # moderate class

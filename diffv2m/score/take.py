@@ -5,7 +5,9 @@ Stitching (:func:`stitch_rolls`): windows overlap like the audio family's; each 
 cut at the roll frame of :func:`diffv2m.synthesis.crossfade_point` (the strongest predicted
 onset in the overlap): frames before it come from the earlier window, frames from it on from
 the later one.  The whole roll is then decoded once by the rule of
-:func:`diffv2m.score.roll.roll_to_notes`, so a note never starts twice at a seam.
+:func:`diffv2m.score.roll.roll_to_notes`, so a note never starts twice at a seam, and the
+melody and bass are made one line each (:func:`monophonic`: of the notes starting in one
+frame the most probable stays; a note ends where the next begins).
 
 Instruments (:func:`choose_ensemble`): the ensemble follows the music's mood: the mode of the
 generated notes (which the DiT takes from the colour grade) and the style class:
@@ -26,6 +28,8 @@ import numpy as np
 
 from .events import TRACKS, Ensemble, Note, Score
 from .roll import roll_to_notes
+
+MONOPHONIC = ("melody", "bass")        # tracks decoded one note at a time
 
 MOOD_ENSEMBLES = {(0, "major"): "harp", (0, "minor"): "strings",
                   (1, "major"): "piano", (1, "minor"): "woodwinds",
@@ -85,9 +89,36 @@ def stitch_rolls(pieces: list[tuple[int, np.ndarray]], odf: np.ndarray, rate: fl
     return out
 
 
+def monophonic(notes: list[Note], prob: np.ndarray, tracks: tuple[str, ...], *, rate: float,
+               pitch_low: int) -> list[Note]:
+    """On ``tracks``, one note at a time: of the notes starting in one frame the one with the
+    highest onset probability stays, and a note ends where the next one starts."""
+    from .roll import ONSET
+    keep: list[Note] = [n for n in notes if n.track not in tracks]
+    for t in tracks:
+        ti = TRACKS.index(t)
+        best: dict[int, Note] = {}
+        for n in notes:
+            if n.track != t:
+                continue
+            k = int(round(n.start * rate))
+            p = float(prob[ti, ONSET, n.pitch - pitch_low, k])
+            if k not in best or p > float(prob[ti, ONSET, best[k].pitch - pitch_low, k]):
+                best[k] = n
+        line = [best[k] for k in sorted(best)]
+        for a, b in zip(line, line[1:] + [None]):
+            end = a.end if b is None else min(a.end, b.start)
+            keep.append(Note(a.track, a.pitch, a.start, end, a.velocity))
+    keep.sort(key=lambda n: (n.start, TRACKS.index(n.track), n.pitch))
+    return keep
+
+
 def score_from_probabilities(prob: np.ndarray, *, duration: float, rate: float,
                              pitch_low: int, cls: int, ensemble_name: str | None = None) -> Score:
-    notes = [n for n in roll_to_notes(prob, rate=rate, pitch_low=pitch_low) if n.start < duration]
+    notes = roll_to_notes(prob, rate=rate, pitch_low=pitch_low)
+    if MONOPHONIC:
+        notes = monophonic(notes, prob, MONOPHONIC, rate=rate, pitch_low=pitch_low)
+    notes = [n for n in notes if n.start < duration]
     notes = [Note(n.track, n.pitch, n.start, min(n.end, duration), n.velocity) for n in notes]
     return Score(notes=notes, ensemble=choose_ensemble(notes, cls, ensemble_name),
                  duration=float(duration))
@@ -165,9 +196,17 @@ def _standin_gain(mix: np.ndarray) -> np.float32:
 
 
 def _standin_stems(score: Score, sample_rate: int) -> dict[str, np.ndarray]:
-    """Each track rendered alone, all scaled by the gain of their sum (the mix)."""
-    stems = {t: _standin_raw(Score([n for n in score.notes if n.track == t], score.ensemble,
-                                   score.duration), sample_rate) for t in TRACKS}
+    """Each track rendered alone (FluidSynth processes side by side; a track without notes
+    is silence), all scaled by the gain of their sum (the mix)."""
+    from concurrent.futures import ThreadPoolExecutor
+    n = int(round(score.duration * sample_rate))
+    parts = {t: [x for x in score.notes if x.track == t] for t in TRACKS}
+    busy = [t for t in TRACKS if parts[t]]
+    with ThreadPoolExecutor(max_workers=max(1, len(busy))) as pool:
+        done = dict(zip(busy, pool.map(
+            lambda t: _standin_raw(Score(parts[t], score.ensemble, score.duration), sample_rate),
+            busy)))
+    stems = {t: done.get(t, np.zeros((2, n), np.float32)) for t in TRACKS}
     gain = _standin_gain(sum(stems.values()))
     return {t: a * gain for t, a in stems.items()}
 
