@@ -99,7 +99,8 @@ def main(argv: list[str]) -> int:
     from diffv2m.output_transaction import OutputTransaction, resolved
     from diffv2m.progress import cli_progress
     from diffv2m.plugin import timeline as timeline_mod
-    from diffv2m.plugin.session import ScoringSession, load_backend
+    from diffv2m.plugin.session import ScoringSession
+    from diffv2m.runtime.ort import load_runtime
     all_settings = check_options(args)
     timeline_mod.VERBOSE = bool(args.verbose)
     if args.duration is not None and not args.marker:
@@ -152,7 +153,7 @@ def main(argv: list[str]) -> int:
             tx.add(path, "take")
         tmp_timeline = tx.add(out, "timeline")
         tmp_mux = tx.add(args.mux, "preview") if args.mux else None
-        backend = session.backend = load_backend(args.onnx_dir, threads=args.threads)
+        backend = session.backend = load_runtime(args.onnx_dir, threads=args.threads)
         with cli_progress(disable=args.quiet) as progress:
             for settings in all_settings:
                 records.append(session.generate(settings, progress=progress, transaction=tx))

@@ -35,13 +35,6 @@ class TakeRecord:
         return self.take.settings.seed
 
 
-def load_backend(onnx_dir: str | os.PathLike | None = None, *, threads: int | None = None,
-                 prefer: tuple[str, ...] | None = None) -> Backend:
-    """The torch-free runtime over exported graphs (the embedded default's when ``None``)."""
-    from diffv2m.runtime.ort import load_runtime
-    return load_runtime(onnx_dir, threads=threads, prefer=prefer)
-
-
 class ScoringSession:
     """Open a timeline (any OTIO-readable format) or a plain video and score a selection."""
 

@@ -93,16 +93,16 @@ class SpyBackend:
 
 @pytest.fixture(scope="session")
 def real_backend():
-    """``load_backend()`` over the embedded graphs (or over DIFFV2M_TEST_ONNX_DIR when set,
+    """``load_runtime()`` over the embedded graphs (or over DIFFV2M_TEST_ONNX_DIR when set,
     to exercise the real runtime with any exported graphs); None when unavailable."""
     from diffv2m.plugin.panel.worker import panel_threads
-    from diffv2m.plugin.session import load_backend
+    from diffv2m.runtime.ort import load_runtime
     override = os.environ.get("DIFFV2M_TEST_ONNX_DIR")
     if override:
-        return load_backend(override, threads=panel_threads())   # as the panel loads it
+        return load_runtime(override, threads=panel_threads())   # as the panel loads it
     if not real_runtime_available():
         return None
-    return load_backend(threads=panel_threads())
+    return load_runtime(threads=panel_threads())
 
 
 @pytest.fixture
@@ -698,9 +698,9 @@ def test_backend_label_names_the_provider():
 
 
 def test_app_main_screenshot(qtbot, media, tmp_path, monkeypatch):
-    import diffv2m.plugin.session as session_mod
+    import diffv2m.runtime.ort as ort
     from diffv2m.plugin.panel import app
-    monkeypatch.setattr(session_mod, "load_backend", lambda *a, **k: ToyBackend())
+    monkeypatch.setattr(ort, "load_runtime", lambda *a, **k: ToyBackend())
     png = tmp_path / "app.png"
     rc = app.main([str(media["video"]), "--settings", str(tmp_path / "s.ini"),
                    "--take-dir", str(tmp_path), "--screenshot", str(png)])

@@ -116,9 +116,10 @@ def test_metadata_round_trips_and_adapters_read_the_result(scored, tmp_path):
 
 def test_new_seed_reuses_cached_features(scored, tmp_path):
     root, src, _, _, _ = scored
-    from diffv2m.plugin.session import ScoringSession, load_backend
+    from diffv2m.plugin.session import ScoringSession
+    from diffv2m.runtime.ort import load_runtime
     from diffv2m.synthesis import Settings
-    session = ScoringSession(src, load_backend(), cache_dir=tmp_path / "cache", take_dir=tmp_path)
+    session = ScoringSession(src, load_runtime(), cache_dir=tmp_path / "cache", take_dir=tmp_path)
     session.select(range=("01:00:02:00", "01:00:09:12"))
     stages = []
     session.generate(Settings(seed=1, steps=4), progress=lambda s, d, n: stages.append(s))

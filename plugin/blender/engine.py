@@ -105,8 +105,8 @@ def _backend(req: Request):
     key = (req.onnx_dir, req.threads)
     with _lock:
         if key not in _backends:
-            from diffv2m.plugin.session import load_backend
-            _backends[key] = load_backend(req.onnx_dir, threads=req.threads)
+            from diffv2m.runtime.ort import load_runtime
+            _backends[key] = load_runtime(req.onnx_dir, threads=req.threads)
         return _backends[key]
 
 

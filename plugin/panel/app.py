@@ -48,7 +48,7 @@ def main(argv: list[str]) -> int:
     from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from diffv2m.plugin import session as session_mod
+    from diffv2m.runtime import ort
     from diffv2m.plugin.panel.window import MainWindow
 
     warning = pyside_problem()
@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
     from diffv2m.plugin.panel.worker import panel_threads
 
     def loader():
-        return session_mod.load_backend(args.onnx_dir, threads=args.threads or panel_threads())
+        return ort.load_runtime(args.onnx_dir, threads=args.threads or panel_threads())
 
     win = MainWindow(settings=settings, backend_loader=loader, media_root=args.media_root,
                      take_dir=args.take_dir, confirm_close=not args.screenshot)

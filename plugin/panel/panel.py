@@ -165,10 +165,10 @@ class ScorePanel(QWidget):
     def _load_backend(self) -> None:
         loader = self.backend_loader
         if loader is None:
-            from diffv2m.plugin.session import load_backend
+            from diffv2m.runtime.ort import load_runtime
 
             def loader():
-                return load_backend(threads=panel_threads())
+                return load_runtime(threads=panel_threads())
         self.controls.set_backend(None)
         self._run(Job(lambda progress: loader(), LOADING),
                   on_result=self._backend_loaded, label=LOADING)
