@@ -24,6 +24,14 @@ TimeRange = otio.opentime.TimeRange
 __all__ = ["patched_source", "repair", "fcpx_seconds"]
 
 
+def _parse(path: Path) -> ET.ElementTree | None:
+    """The XML of ``path``, or None when it does not parse (the adapter's own error stands)."""
+    try:
+        return ET.parse(str(path))
+    except ET.ParseError:
+        return None
+
+
 def patched_source(path: Path, adapter_name: str) -> str | None:
     """The file's text as the adapter should read it, or None to read the file itself."""
     fix = {"fcp_xml": _fcp_xml_nested_fix, "fcpx_xml": _fcpx_xml_frames_fix,
@@ -45,10 +53,10 @@ def _fcp_xml_flags(timeline: otio.schema.Timeline, path: Path) -> None:
     ``metadata["fcp_xml"]["@id"]``) and on the sequence's top-level video/audio tracks
     (matched in document order), and track names (``<name>`` in a ``<track>``, which this
     bridge writes)."""
-    try:
-        root = ET.parse(str(path)).getroot()
-    except ET.ParseError:
+    tree = _parse(path)
+    if tree is None:
         return
+    root = tree.getroot()
     items = {el.get("id"): el for el in root.iter()
              if el.tag in ("clipitem", "generatoritem") and el.get("id")}
     for item in timeline.find_children():
@@ -83,9 +91,8 @@ def _fcp_xml_nested_fix(path: Path) -> str | None:
     directly under ``<sequence>`` instead of under its ``<media>``, so nested sequences read
     as empty stacks. Returns a copy of the XML (in memory; the file is never touched) with
     those elements also placed where the reader looks, or None when there is nothing nested."""
-    try:
-        tree = ET.parse(str(path))
-    except ET.ParseError:
+    tree = _parse(path)
+    if tree is None:
         return None
     changed = False
     for item in tree.getroot().iter("clipitem"):
@@ -127,10 +134,10 @@ def _fcp_time_remap(el) -> float | None:
 def _fcpx_xml_flags(timeline: otio.schema.Timeline, path: Path) -> None:
     """FCPX's ``enabled="0"`` on a clip (the fcpx_xml reader ignores it), matched by name,
     source start and duration."""
-    try:
-        root = ET.parse(str(path)).getroot()
-    except ET.ParseError:
+    tree = _parse(path)
+    if tree is None:
         return
+    root = tree.getroot()
     _fcpx_rates(timeline, root)
     _fcpx_record_start(timeline, root)
     off = set()
@@ -161,9 +168,8 @@ def _fcpx_xml_frames_fix(path: Path) -> str | None:
     ``1/N`` s, so the reader counts exact frames at N (relabelled N*1000/1001 afterwards by
     :func:`_fcpx_rates`); every time is also nudged up by 0.1 us against float truncation.
     None if the file cannot be parsed."""
-    try:
-        tree = ET.parse(str(path))
-    except ET.ParseError:
+    tree = _parse(path)
+    if tree is None:
         return None
     root = tree.getroot()
     rates = []
@@ -266,9 +272,8 @@ def _kdenlive_timewarp_fix(path: Path) -> str | None:
     back as clips with no media. Returns a copy of the project (in memory) where each
     timewarp producer is the plain file producer it wraps, its speed carried in the clip name
     (undone by :func:`_kdenlive_flags`), or None when there is none."""
-    try:
-        tree = ET.parse(str(path))
-    except ET.ParseError:
+    tree = _parse(path)
+    if tree is None:
         return None
     changed = False
     for prod in tree.getroot().iter("producer"):
@@ -307,10 +312,10 @@ def _kdenlive_flags(timeline: otio.schema.Timeline, path: Path) -> None:
             c.source_range = TimeRange(RationalTime(sr.start_time.value * abs(speed),
                                                     sr.start_time.rate), sr.duration)
             c.effects.append(otio.schema.LinearTimeWarp(time_scalar=speed))
-    try:
-        root = ET.parse(str(path)).getroot()
-    except ET.ParseError:
+    tree = _parse(path)
+    if tree is None:
         return
+    root = tree.getroot()
     tractors = root.findall("tractor")
     if not tractors:
         return
