@@ -119,6 +119,9 @@ OUTPUTS = {   # name -> path relative to the job folder ("" = the command's defa
     "symlink_to_video": "alias.mp4", "folder": "folder.wav", "under_a_file": "notes.txt/m.wav",
     "bad_suffix": "out/m.mp3", "new_folder": "out/new/m.wav", "timeline_media": "media/cut.take-0.wav",
 }
+MIDIS = {"none": None, "fresh": "out/m.mid", "video": "media/A.mp4", "bad_suffix": "out/m.txt",
+         "timeline_media": "media/cut.take-0.wav", "folder": "folder.wav"}
+STEMS = {"none": None, "fresh": "out/stems", "inputs_folder": "media", "a_file": "notes.txt"}
 MUXES = {"none": None, "fresh": "out/p.mp4", "video": "media/A.mp4", "alias": "alias.mp4",
          "same_as_output": "SAME", "bad_suffix": "out/p.avi", "timeline": "cut.otio"}
 
@@ -152,9 +155,11 @@ def _counted(prop, *args) -> None:
 @given(seed=seeds, n_steps=steps, cfg=cfgs, sampler=samplers, style=styles, start=times,
        end=times, output=mostly(st.sampled_from(OUTPUT_NAMES), st.sampled_from(sorted(OUTPUTS))),
        mux=mostly(st.sampled_from(["none", "fresh"]), st.sampled_from(sorted(MUXES))),
+       midi=mostly(st.sampled_from(["none", "fresh"]), st.sampled_from(sorted(MIDIS))),
+       stems=mostly(st.sampled_from(["none", "none", "fresh"]), st.sampled_from(sorted(STEMS))),
        input_name=st.sampled_from(["media/A.mp4", "alias.mp4"]))
 def generate_property(world, seed, n_steps, cfg, sampler, style, start, end, output,
-                              mux, input_name):
+                              mux, midi, stems, input_name):
     job = world
     before = _fresh(job)
     out = job / OUTPUTS[output]
@@ -168,11 +173,22 @@ def generate_property(world, seed, n_steps, cfg, sampler, style, start, end, out
     if mux_path is not None:
         mux_path = out if mux_path == "SAME" else job / mux_path
         args += ["--mux", mux_path]
+    midi_path = job / MIDIS[midi] if MIDIS[midi] else None
+    stems_dir = job / STEMS[stems] if STEMS[stems] else None
+    if midi_path is not None:
+        args += ["--midi", midi_path]
+    if stems_dir is not None:
+        args += ["--stems", stems_dir]
     rc, _, err = call_cli(*args)
     if output in ("video", "symlink_to_video", "timeline_media") or mux in (
-            "video", "alias", "same_as_output", "timeline"):
+            "video", "alias", "same_as_output", "timeline") or midi in (
+            "video", "timeline_media") or stems == "inputs_folder":
         assert rc == 2, f"wrote onto an input of the job: {args}"
     outputs = [out] + ([Path(mux_path)] if mux_path is not None else [])
+    outputs += [midi_path] if midi_path is not None else []
+    if stems_dir is not None:
+        from diffv2m.score.files import stem_paths
+        outputs += list(stem_paths(stems_dir).values())
 
     def valid():
         _valid_take(out, seed)
