@@ -45,9 +45,10 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
-    from diffv2m.plugin.session import ScoringSession, load_backend
+    from diffv2m.plugin.session import ScoringSession
+    from diffv2m.runtime.ort import load_runtime
     from diffv2m.synthesis import Settings
-    backend = load_backend(threads=args.threads)
+    backend = load_runtime(threads=args.threads)
     first, again = [], []
     with tempfile.TemporaryDirectory() as tmp:
         tl = build_timeline(Path(args.video), Path(tmp), args.seconds)
