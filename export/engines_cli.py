@@ -36,8 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _onnx_dir(args) -> Path:
     if args.onnx_dir:
         return Path(args.onnx_dir)
-    from diffv2m.assets import default_onnx_dir
-    return default_onnx_dir()
+    from diffv2m.assets import DEFAULT_MODEL, model_onnx_dir
+    return model_onnx_dir(DEFAULT_MODEL)
 
 
 def main(argv: list[str]) -> int:

@@ -301,7 +301,8 @@ def load_runtime(onnx_dir: str | os.PathLike | None = None, *, threads: int | No
                  cache_dir: str | os.PathLike | None = None, optimized_cache: bool = True,
                  engines: bool | None = None, engine_cache: str | os.PathLike | None = None,
                  precision: str | None = None) -> OrtBackend:
-    """Open the exported graphs in ``onnx_dir`` (default: the embedded model's).
+    """Open the exported graphs in ``onnx_dir`` (default: the embedded default model's, the
+    score model, as ``diffv2m generate`` uses: the OTIO bridge, the panel and Blender too).
 
     ``prefer``: execution providers to try, best first (full or short names: "tensorrt",
     "cuda", "cpu"); the CPU provider is always the last fallback.  ``threads``: intra-op
@@ -312,8 +313,8 @@ def load_runtime(onnx_dir: str | os.PathLike | None = None, *, threads: int | No
     import importlib.util
     from diffv2m.cache import default_cache_dir
     if onnx_dir is None:
-        from diffv2m.assets import default_onnx_dir
-        onnx_dir = default_onnx_dir()
+        from diffv2m.assets import DEFAULT_MODEL, model_onnx_dir
+        onnx_dir = model_onnx_dir(DEFAULT_MODEL)
     onnx_dir = Path(onnx_dir)
     manifest = validate_manifest(onnx_dir)
     try:

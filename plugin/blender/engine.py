@@ -74,7 +74,7 @@ class Result:
 def model_manifest(onnx_dir: str | None) -> dict[str, Any]:
     """``{"model", "graph_hashes"}`` of the exported graphs both engines run."""
     from diffv2m import assets
-    folder = Path(onnx_dir) if onnx_dir else assets.default_onnx_dir()
+    folder = Path(onnx_dir) if onnx_dir else assets.model_onnx_dir(assets.DEFAULT_MODEL)
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError) as exc:

@@ -252,7 +252,8 @@ def test_in_process_take_equals_diffv2m_generate_bit_for_bit(blend, media, tmp_p
     out = tmp_path / "cli.wav"
     proc = subprocess.run([_external_diffv2m(), "generate", str(media["24"]), "--start",
                            repr(5 / 24), "--end", repr(65 / 24), "--seed", "11", "--steps",
-                           str(STEPS), "--backend", "onnx", "-o", str(out), "-q"],
+                           str(STEPS), "--cfg", repr(float(take["diffv2m_guidance"])),
+                           "--backend", "onnx", "-o", str(out), "-q"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     mine = _samples(bpy.path.abspath(take.sound.filepath))
