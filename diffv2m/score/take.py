@@ -124,112 +124,29 @@ def score_from_probabilities(prob: np.ndarray, *, duration: float, rate: float,
                  duration=float(duration))
 
 
-# ------------------------------------------------------------------ rendering glue
-# The one place that calls the renderer (diffv2m.score.render: notes -> MIDI -> FluidSynth).
-# Until that module is present, a minimal stand-in renders through the corpus's own MIDI
-# writer and FluidSynth program, one track at a time (mono, duplicated to stereo), the mix
-# being the sum of the tracks, all scaled by one gain (peak at most 0.5).
+# ------------------------------------------------------------------ rendering
+# The one place generation calls the renderer (diffv2m.score.render: notes -> MIDI ->
+# FluidSynth, 48 kHz stereo by default, loudness normalised).
 
 def render_audio(score: Score, sample_rate: int, soundfont: str | None = None) -> np.ndarray:
     """``[2, round(duration * sample_rate)]`` float32."""
-    try:
-        from .render import render_score
-    except ImportError:
-        return _standin_render(score, sample_rate)
+    from .render import render_score
     return np.asarray(render_score(score, sample_rate=sample_rate, soundfont=soundfont), np.float32)
 
 
 def render_track_stems(score: Score, sample_rate: int,
                        soundfont: str | None = None) -> dict[str, np.ndarray]:
-    try:
-        from .render import render_stems
-    except ImportError:
-        return _standin_stems(score, sample_rate)
+    from .render import render_stems
     return render_stems(score, sample_rate=sample_rate, soundfont=soundfont)
 
 
 def midi_file_bytes(score: Score) -> bytes:
     """The score as a Standard MIDI File."""
-    try:
-        from .render import write_midi  # noqa: F401
-    except ImportError:
-        return _standin_midi(score)
-    import tempfile
-    from pathlib import Path
-    with tempfile.TemporaryDirectory(prefix="diffv2m-mid-") as tmp:
-        path = Path(tmp) / "take.mid"
-        write_midi(score, path)
-        return path.read_bytes()
-
-
-_CH = {"melody": 0, "accompaniment": 1, "bass": 2, "drums": 9}
-
-
-def _standin_midi(score: Score) -> bytes:
-    from ..data.music import TPQ, midi_bytes
-    us = 500000                                         # 120 BPM: ticks = seconds * 960
-    tps = TPQ * 1e6 / us
-    ev: list[tuple[int, int, bytes]] = [(0, 0, b"\xff\x51\x03" + us.to_bytes(3, "big"))]
-    for t, ch in _CH.items():
-        if t in score.ensemble.programs:
-            ev.append((0, 0, bytes([0xC0 | ch, int(score.ensemble.programs[t])])))
-    for n in score.notes:
-        ch = _CH[n.track]
-        on = int(round(n.start * tps))
-        off = max(on + 1, int(round(n.end * tps)))
-        ev.append((on, 2, bytes([0x90 | ch, n.pitch, n.velocity])))
-        ev.append((off, 1, bytes([0x80 | ch, n.pitch, 0])))
-    ev.append((int(round(score.duration * tps)) + TPQ, 3, b"\xff\x2f\x00"))
-    ev.sort(key=lambda e: (e[0], e[1]))
-    return midi_bytes([(t, m) for t, _, m in ev])
-
-
-def _standin_raw(score: Score, sample_rate: int) -> np.ndarray:
-    from ..data.music import render_midi
-    mono = render_midi(_standin_midi(score), sample_rate, score.duration)
-    return np.concatenate([mono, mono]).astype(np.float32)
-
-
-def _standin_gain(mix: np.ndarray) -> np.float32:
-    peak = float(np.max(np.abs(mix)))
-    return np.float32(0.5 / peak if peak > 0.5 else 1.0)
-
-
-def _standin_stems(score: Score, sample_rate: int) -> dict[str, np.ndarray]:
-    """Each track rendered alone (FluidSynth processes side by side; a track without notes
-    is silence), all scaled by the gain of their sum (the mix)."""
-    from concurrent.futures import ThreadPoolExecutor
-    n = int(round(score.duration * sample_rate))
-    parts = {t: [x for x in score.notes if x.track == t] for t in TRACKS}
-    busy = [t for t in TRACKS if parts[t]]
-    with ThreadPoolExecutor(max_workers=max(1, len(busy))) as pool:
-        done = dict(zip(busy, pool.map(
-            lambda t: _standin_raw(Score(parts[t], score.ensemble, score.duration), sample_rate),
-            busy)))
-    stems = {t: done.get(t, np.zeros((2, n), np.float32)) for t in TRACKS}
-    gain = _standin_gain(sum(stems.values()))
-    return {t: a * gain for t, a in stems.items()}
-
-
-def _standin_render(score: Score, sample_rate: int) -> np.ndarray:
-    stems = _standin_stems(score, sample_rate)
-    mix = np.zeros_like(stems[TRACKS[0]])
-    for t in TRACKS:
-        mix += stems[t]
-    return mix
+    from .midi import midi_bytes
+    return midi_bytes(score)
 
 
 def check_renderer(soundfont: str | None = None) -> None:
     """Fail with one line, before any work, when the take could not be rendered."""
-    from pathlib import Path
-
-    from ..errors import UserError
-    try:
-        from .render import find_soundfont
-    except ImportError:
-        from ..data.music import check_tools
-        if soundfont is not None and not Path(soundfont).is_file():
-            raise UserError(f"{soundfont}: no such SoundFont file") from None
-        check_tools()
-        return
+    from .render import find_soundfont
     find_soundfont(soundfont)
