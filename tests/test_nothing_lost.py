@@ -414,10 +414,16 @@ def test_a_killed_runs_backup_is_put_back(job):
 
 # ----------------------------------------------------------------------------- signals
 
+def _restore_sigint() -> None:
+    """The child starts as from a terminal: a suite run in the background (``cmd &``, a CI
+    runner) ignores SIGINT, and Python keeps an inherited SIG_IGN."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _signal_at(args, stage: str, sig: int, env=None) -> tuple[int, str]:
     proc = subprocess.Popen([sys.executable, "-m", "diffv2m", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+                            env={**os.environ, **(env or {})}, preexec_fn=_restore_sigint)
     seen = []
     for line in proc.stderr:
         seen.append(line)

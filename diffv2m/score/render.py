@@ -88,8 +88,12 @@ def _cfunc(fs, name, result, *args):
 def _fluidsynth():
     """The pyfluidsynth module with the few extra functions used here, or a one-line
     UserError saying what to install."""
+    import contextlib
+    import io
     try:
-        import fluidsynth as fs
+        # pyfluidsynth prints where it found the library when $CI is set: keep stdout clean
+        with contextlib.redirect_stdout(io.StringIO()):
+            import fluidsynth as fs
     except ImportError as exc:
         missing = "pyfluidsynth" if "No module named" in str(exc) else "libfluidsynth"
         raise UserError(f"FluidSynth is not available ({missing} missing): install it with "
