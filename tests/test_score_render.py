@@ -19,7 +19,7 @@ SR = 48000
 def _have_soundfont() -> bool:
     try:
         render.find_soundfont()
-        import fluidsynth  # noqa: F401
+        render._fluidsynth()             # the renderer's own (quiet) import of pyfluidsynth
         return True
     except (UserError, ImportError):
         return False
