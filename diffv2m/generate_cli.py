@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stems", help="score model: also write one WAV per track into this "
                                    "new (or empty) folder")
     p.add_argument("--ensemble", help="score model: instruments (default: from the mood); "
-                                      "one of the corpus ensembles, e.g. piano, strings")
+                                      "e.g. piano, epiano, harp, strings (see diffv2m.score.take)")
     p.add_argument("--sample-rate", type=int, default=None,
                    help="score model: output rate (default 48000, stereo)")
     p.add_argument("--soundfont", help="score model: General-MIDI SoundFont (.sf2); "

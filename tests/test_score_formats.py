@@ -129,7 +129,8 @@ def test_scored_kdenlive_and_mlt_render_with_melt(scored, tmp_path):
 
 def render_audio(project: Path, mp4: Path):
     r = subprocess.run(["melt", "-quiet", str(project), "-consumer", f"avformat:{mp4}",
-                        "acodec=aac", "vcodec=libx264", "ar=48000", "ac=2"],
+                        "acodec=aac", "vcodec=libx264", "ar=48000", "ac=2",
+                        "real_time=0"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     return media.probe(mp4).duration, media.read_audio(mp4, 8000)[0]
