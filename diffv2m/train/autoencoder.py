@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import resolve_config
+from ..config import add_config_option, resolve_config
 from . import distributed
 from .data import (audio_batch, load_audio_bank, load_audio_pack, save_audio_pack,
                    save_json, split_clips)
@@ -141,9 +141,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", help="corpus manifest.jsonl")
     p.add_argument("--run-dir", required=True, help="folder for checkpoints and logs (resumes)")
     p.add_argument("--out", help="final EMA weights (default RUN_DIR/autoencoder.safetensors)")
-    p.add_argument("--config", default="small",
-                   help="model config (small | score | paper, or a JSON file); its latent "
-                        "family picks the autoencoder: waveform VAE or piano-roll autoencoder")
+    add_config_option(p, "small", "model config (small | score | paper, or a JSON file); its "
+                                  "latent family picks the autoencoder: waveform VAE or "
+                                  "piano-roll autoencoder")
     p.add_argument("--pack", default=None,
                    help="audio pack: the train clips' music in one file, made on first use; "
                         "when it exists the manifest's media are not read")

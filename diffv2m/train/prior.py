@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import diffusion
-from ..config import ModelConfig
+from ..config import ModelConfig, add_config_option
 from ..errors import UserError
 from . import distributed
 from .data import PriorData, load_prior_data, save_json
@@ -328,7 +328,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--autoencoder", required=True, help="checkpoint from 'train autoencoder'")
     p.add_argument("--run-dir", required=True, help="folder for checkpoints and logs (resumes)")
     p.add_argument("--out", help="final model (default RUN_DIR/model.safetensors)")
-    p.add_argument("--config", default=None, help="model config (default: the autoencoder's)")
+    add_config_option(p, None, "model config (default: the autoencoder's)")
     p.add_argument("--pack", default=None,
                    help="training data pack (features + latents in one file, made on first use; "
                         "default RUN_DIR/prior_data.npz); with a pack the manifest is not read")
