@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .data import save_json, split_clips
 from . import distributed
+from .data import save_json, split_clips
 from .loop import StepLoss, train
 
 
