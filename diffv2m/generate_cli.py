@@ -123,19 +123,8 @@ def check_family_options(args, backend, settings: Settings) -> Settings:
     import dataclasses
     if args.cfg is None:                            # the model's own guidance (chosen on val)
         settings = dataclasses.replace(settings, cfg_scale=backend.config.default_cfg_scale)
-    if backend.config.latent_family != "score":
-        for flag, value in (("--midi", args.midi), ("--stems", args.stems),
-                            ("--ensemble", args.ensemble), ("--soundfont", args.soundfont)):
-            if value:
-                raise UserError(f"{flag}: needs a score-family model (--model score); "
-                                f"{backend.config.name!r} makes audio directly")
-        if args.sample_rate not in (None, backend.config.sample_rate):
-            raise UserError(f"--sample-rate {args.sample_rate}: the audio model makes "
-                            f"{backend.config.sample_rate} Hz only")
-        return settings
-    from .score.take import check_renderer
-    check_renderer(args.soundfont)
-    return dataclasses.replace(settings, ensemble=args.ensemble, sample_rate=args.sample_rate)
+    from .families import family_of
+    return family_of(backend.config).check_options(args, backend.config, settings)
 
 
 def main(argv: list[str]) -> int:

@@ -62,12 +62,6 @@ def split_range(text: str) -> tuple[str, str]:
     return parts[0].strip(), parts[1].strip()
 
 
-def parse_range(text: str, rate: float):
-    from diffv2m.plugin.timeline import parse_time
-    a, b = split_range(text)
-    return parse_time(a, rate), parse_time(b, rate)
-
-
 def check_options(args) -> list[Settings]:
     """Every option checked before any work; returns the settings of each take."""
     import math
@@ -95,7 +89,6 @@ def check_outputs(out: Path, mux: str | None) -> None:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from diffv2m import media
     from diffv2m.output_transaction import OutputTransaction, resolved
     from diffv2m.progress import cli_progress
     from diffv2m.plugin import timeline as timeline_mod
@@ -130,14 +123,7 @@ def main(argv: list[str]) -> int:
                              take_dir=args.take_dir or out.parent, rate=args.rate)
     for f in session.media_files():
         tx.add_input(f)
-    if session.is_video:
-        if args.range:
-            a, b = (_seconds(t) for t in parse_range(args.range, session.rate))
-            fps = session.info.fps or 0.0
-            a, b = media.check_range(src, session.info.duration, a, b,
-                                     slack=1.0 / fps if fps else 0.0)
-            session.select_seconds(a, b)
-    elif args.range:
+    if args.range:                  # a plain video: checked against the file (one-clip timeline)
         session.select(range=split_range(args.range))
     elif args.marker:
         session.select(marker=args.marker, duration=args.duration)
@@ -174,7 +160,3 @@ def main(argv: list[str]) -> int:
     if args.mux:
         print(f"{args.mux}  (preview)")
     return 0
-
-
-def _seconds(t) -> float:
-    return t.to_seconds() if hasattr(t, "to_seconds") else float(t)

@@ -178,22 +178,6 @@ def score_from_probabilities(prob: np.ndarray, *, duration: float, rate: float,
                  duration=float(duration))
 
 
-# ------------------------------------------------------------------ rendering
-# The one place generation calls the renderer (diffv2m.score.render: notes -> MIDI ->
-# FluidSynth, 48 kHz stereo by default, loudness normalised).
-
-def render_audio(score: Score, sample_rate: int, soundfont: str | None = None) -> np.ndarray:
-    """``[2, round(duration * sample_rate)]`` float32."""
-    from .render import render_score
-    return np.asarray(render_score(score, sample_rate=sample_rate, soundfont=soundfont), np.float32)
-
-
-def render_track_stems(score: Score, sample_rate: int,
-                       soundfont: str | None = None) -> dict[str, np.ndarray]:
-    from .render import render_stems
-    return render_stems(score, sample_rate=sample_rate, soundfont=soundfont)
-
-
 def midi_file_bytes(score: Score) -> bytes:
     """The score as a Standard MIDI File."""
     from .midi import midi_bytes

@@ -215,13 +215,12 @@ class ScorePanel(QWidget):
         self.picture.set_takes([])
         self.qsettings.setValue("files/last_dir", str(path.parent))
         self.qsettings.setValue("files/last_file", str(path))
-        kind = "video" if session.is_video else "timeline"
-        self.file_label.setText(f"{path.name}  ({kind}, {session.rate:g} fps)")
+        self.file_label.setText(f"{path.name}  ({session.kind}, {session.rate:g} fps)")
         model = model_for_session(session)
         self.strip.set_model(model)
         self.selection_bar.set_model(model)
         self.show_message(f"Opened {path}")
-        if not session.is_video:
+        if session.selection is None:             # a timeline: all of it (a video: done)
             try:
                 session.select()
                 self._show_warnings()
@@ -239,9 +238,6 @@ class ScorePanel(QWidget):
         s = self.session
         if s is None or s.selection is None:
             return None
-        if s.is_video:
-            a, b = s.selection
-            return int(round(a * s.rate)), int(round(b * s.rate))
         start = s.selection.start_time.rescaled_to(s.rate)
         dur = s.selection.duration.rescaled_to(s.rate)
         return int(round(start.value)), int(round(start.value + dur.value))
@@ -252,14 +248,12 @@ class ScorePanel(QWidget):
         if s is None:
             return False
         r = s.rate
-        if s.is_video:
-            return self._apply(lambda: s.select_seconds(sel_in / r, sel_out / r))
         RT = otio.opentime.RationalTime
         return self._apply(lambda: s.select(range=(RT(sel_in, r), RT(sel_out, r))))
 
     def select_marker(self, name: str) -> bool:
         s = self.session
-        if s is None or s.is_video:
+        if s is None:
             return False
         return self._apply(lambda: s.select(marker=name))
 
@@ -268,13 +262,6 @@ class ScorePanel(QWidget):
         s = self.session
         if s is None:
             return False
-        if s.is_video:
-            from diffv2m.plugin.timeline import parse_time
-
-            def apply():
-                a, b = parse_time(in_text, s.rate), parse_time(out_text, s.rate)
-                s.select_seconds(a.to_seconds(), b.to_seconds())
-            return self._apply(apply)
         return self._apply(lambda: s.select(range=(in_text, out_text)))
 
     def _strip_selection(self, sel_in: int, sel_out: int) -> None:
@@ -321,9 +308,10 @@ class ScorePanel(QWidget):
         key = (str(s.path), round(a, 6), round(b, 6))
         if key == self._picture_key:
             return
-        if s.is_video:
+        picture = s.picture_file
+        if picture is not None:                   # one file's range: shown at once
             self._picture_key = key
-            self.picture.set_picture(s.path, a, b - a, s.rate)
+            self.picture.set_picture(*picture, s.rate)
         elif render and s._source is not None:
             self._picture_key = key
             self.picture.render_proxy(s._source, s.rate, pool=self.pool)
