@@ -34,7 +34,7 @@ import math
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -209,13 +209,15 @@ def music_events(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
 def alignment_scores(onsets, beats, duration, cuts, vbeats, args, seed) -> dict:
     base = alignment.random_shift_baseline(onsets, cuts, duration, tol=args.tol,
                                            n_shifts=args.shifts, seed=seed)
-    return {"onset_cut_hit_rate": _clean(base.to_dict()),
-            "beats": _clean(alignment.beat_scores(beats, vbeats, args.tol).to_dict()),
+    return {"onset_cut_hit_rate": _clean(base),
+            "beats": _clean(alignment.beat_scores(beats, vbeats, args.tol)),
             "n_onsets": int(len(onsets)), "n_beats": int(len(beats)), "n_cuts": int(len(cuts))}
 
 
 def _clean(x):
-    """JSON-safe copy: NaN/inf -> None, numpy -> Python."""
+    """JSON-safe copy: NaN/inf -> None, numpy -> Python, a dataclass -> its fields' dict."""
+    if is_dataclass(x) and not isinstance(x, type):
+        return _clean(asdict(x))
     if isinstance(x, dict):
         return {k: _clean(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -379,7 +381,7 @@ def run(args, progress=print) -> tuple[dict, list[ClipPlot]]:
             if clip.annotated_cuts is not None:
                 row["annotated_cuts"] = _clean(alignment.random_shift_baseline(
                     onsets, clip.annotated_cuts, dur, tol=args.tol, n_shifts=args.shifts,
-                    seed=seed).to_dict())
+                    seed=seed))
             plot.cut_times = cuts
         if clip.odf is not None:
             from ..features import rhythm
