@@ -9,7 +9,7 @@ from torch_blocker import run_without_torch
 
 TORCH_FREE = [
     "diffv2m.cli", "diffv2m.config", "diffv2m.diffusion", "diffv2m.synthesis", "diffv2m.jobs",
-    "diffv2m.media", "diffv2m.features.colour", "diffv2m.features.cues",
+    "diffv2m.media", "diffv2m.features.colour", "diffv2m.features.cuts_motion",
     "diffv2m.features.rhythm", "diffv2m.features.video", "diffv2m.features.semantic",
     "diffv2m.plugin.session", "diffv2m.plugin.score_cli", "diffv2m.plugin.timeline",
     "diffv2m.plugin.timeline_source", "diffv2m.plugin.timeline_writer",

@@ -7,7 +7,7 @@ the clip ``id`` gives the name and its ``video``/``audio`` fields the files, and
 ``cut_times`` are scored as annotated cuts.  For each generated take:
 
 * alignment: music onsets and beats (``diffv2m.features.rhythm``) against the cuts detected in
-  the decoded video (``diffv2m.features.cues``): onset/cut hit rate with its random-shift
+  the decoded video (``diffv2m.features.cuts_motion``): onset/cut hit rate with its random-shift
   baseline, and BCS/BHS of music beats against visual beats (cuts + motion peaks); the same
   numbers for the reference music, as the level the real soundtrack reaches;
 * rhythm: when ``NAME[.take-SEED].odf.npy`` lies beside the take, the predicted per-second ODF
@@ -176,24 +176,24 @@ def pair_files(generated: Path, reference: Path | None, videos: Path | None,
 # ----------------------------------------------------------------------------- analysis
 def analyse_video(path: Path, fps: float | None = None) -> dict:
     """Cuts, motion curve and per-second cues of a video (streaming, small frames)."""
-    from ..features import cues
+    from ..features import cuts_motion
     from ..media import iter_frames, probe
 
     info = probe(path)
     if not info.has_video:
         raise UserError(f"{path}: no video stream")
-    an = cues.FrameAnalyser()
+    an = cuts_motion.FrameAnalyser()
     w, h = info.display_width or 64, info.display_height or 64
     scale = 96.0 / max(w, h, 1)
     size = (max(2, int(round(w * scale)) // 2 * 2), max(2, int(round(h * scale)) // 2 * 2))
     for t, frame in iter_frames(path, fps=fps, size=size, info=info):
         an.push(t, frame)
     times, diffs, motion = an.times, an.differences, an.motion
-    cuts = cues.cuts_from_differences(times, diffs)
+    cuts = cuts_motion.cuts_from_differences(times, diffs)
     T = max(1, int(math.ceil(info.duration - 1e-9)))
     return {"duration": float(info.duration), "cuts": cuts, "motion_curve": (times, motion),
-            "seconds": T, "motion_per_second": cues.pseudo_beat(times, motion, T, cuts),
-            "cut_indicator": cues.cut_indicator(cuts, T)}
+            "seconds": T, "motion_per_second": cuts_motion.pseudo_beat(times, motion, T, cuts),
+            "cut_indicator": cuts_motion.cut_indicator(cuts, T)}
 
 
 def read_music(path: Path, sr: int) -> np.ndarray:

@@ -4,7 +4,7 @@
 ``(t, frame)`` with ``t`` in seconds from the selection start; ``source.duration``) at the
 analysis rate (native when ``analysis_fps`` is None), decoded straight to
 ``image_size x image_size``.  For every frame it keeps only a few numbers (histogram
-difference and motion energy, :class:`cues.FrameAnalyser`); for every second it keeps the
+difference and motion energy, :class:`cuts_motion.FrameAnalyser`); for every second it keeps the
 frame nearest that second's centre.  So memory is ``T`` small frames, whatever the length
 or resolution of the video.  From those it derives the semantic frames, the 3072-d colour
 histograms, the scene cuts and the motion "pseudo beat".
@@ -28,7 +28,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import UserError
 from ..progress import Progress
-from . import colour, cues
+from . import colour, cuts_motion
 from .image import resize_uint8
 
 
@@ -160,7 +160,7 @@ def compute_video_features(source: FrameSource, *, image_size: int = 64,
         raise UserError(f"{name}: analysis fps must be positive, not {analysis_fps}")
     S = int(image_size)
     T = max(1, int(math.ceil(duration - 1e-9)))
-    analyser = cues.FrameAnalyser()
+    analyser = cuts_motion.FrameAnalyser()
     best: list[np.ndarray | None] = [None] * T
     best_dist = np.full(T, np.inf)
     _notify(progress, 0, T)
@@ -186,12 +186,12 @@ def compute_video_features(source: FrameSource, *, image_size: int = 64,
         raise UserError(f"{name}: no video frames in the selection")
     frames_1fps = np.stack(_fill_missing(best)).astype(np.uint8)
     times, diffs, motion = analyser.times, analyser.differences, analyser.motion
-    cut_times = cues.cuts_from_differences(times, diffs)
+    cut_times = cuts_motion.cuts_from_differences(times, diffs)
     feats = VideoFeatures(
         duration=duration, seconds=T, frames_1fps=frames_1fps,
         colour=colour.colour_features(frames_1fps),
-        scene_cut=cues.cut_indicator(cut_times, T), cut_times=cut_times,
-        motion=cues.pseudo_beat(times, motion, T, cut_times),
+        scene_cut=cuts_motion.cut_indicator(cut_times, T), cut_times=cut_times,
+        motion=cuts_motion.pseudo_beat(times, motion, T, cut_times),
         motion_curve=(times, motion),
         meta={"image_size": S, "analysis_fps": analysis_fps,
               "frames_analysed": int(len(times))})
