@@ -487,8 +487,9 @@ def between_seeds(rows, gen_scores) -> dict | None:
     if not pairs:
         return None
     try:
-        from .transcription import note_f1, score_notes
-        f1 = [note_f1(*score_notes(a.notes), *score_notes(b.notes))["f1"] for a, b in pairs]
+        from .note_f1 import intervals_f1
+        from .transcription import score_notes
+        f1 = [intervals_f1(*score_notes(a.notes), *score_notes(b.notes))["f1"] for a, b in pairs]
     except ImportError as exc:                    # mir_eval is in the 'eval' extra
         return {"skipped": f"note-F1 needs mir_eval ({exc})"}
     return {"note_f1": _mean(f1), "pairs": len(pairs),
