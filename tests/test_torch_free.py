@@ -19,7 +19,8 @@ TORCH_FREE = [
     "diffv2m.evaluate.alignment", "diffv2m.evaluate.distribution", "diffv2m.evaluate.embeddings",
     "diffv2m.evaluate.rhythm_metrics", "diffv2m.evaluate.recon_metrics", "diffv2m.evaluate.cli",
     "diffv2m.score.events", "diffv2m.score.midi", "diffv2m.score.render",
-    "diffv2m.evaluate.transcription", "diffv2m.evaluate.symbolic",
+    "diffv2m.evaluate.transcription", "diffv2m.evaluate.symbolic", "diffv2m.evaluate.note_f1",
+    "diffv2m.media_timecode", "diffv2m.data.clip_features",
 ]
 _PKG = Path(__file__).resolve().parents[1] / "diffv2m"
 #: every module of these folders, found on disk (a new one is checked without being listed)
