@@ -14,7 +14,8 @@ def test_an_entry_of_another_version_misses_and_is_replaced(tmp_path):
     src = ArraySource(times, frames, 4.5)
     feats = video.compute_video_features(src, image_size=S)
     path = feature_cache.entry_path(tmp_path, src.cache_key(), image_size=S, analysis_fps=None)
-    feats.save(path, extra={feature_cache.VERSION_ARRAY: np.int64(feature_cache.FEATURES_VERSION - 1)})
+    older = np.int64(feature_cache.FEATURES_VERSION - 1)
+    feats.save(path, extra={feature_cache.VERSION_ARRAY: older})
     assert feature_cache.read_entry(path, image_size=S) is None and not path.exists()
     feats.save(path)                                        # made before versions were saved
     assert feature_cache.read_entry(path, image_size=S) is None and not path.exists()

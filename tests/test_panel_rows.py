@@ -9,9 +9,9 @@ pytest.importorskip("PySide6")
 def test_a_row_keeps_its_items_in_order_with_their_stretch(qtbot):
     from PySide6.QtWidgets import QLabel, QWidget
 
-    from diffv2m.plugin.panel.rows import STRETCH, button, row
+    from diffv2m.plugin.panel.rows import STRETCH, button, row_layout
     a, b, c = QLabel("a"), QLabel("b"), QLabel("c")
-    lay = row(a, (b, 2), STRETCH, c, margins=False)
+    lay = row_layout(a, (b, 2), STRETCH, c, margins=False)
     host = QWidget()
     host.setLayout(lay)
     qtbot.addWidget(host)

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QLabel, Q
                                QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from diffv2m.generation_options import DEFAULTS, SAMPLER_NAMES, STYLES
-from diffv2m.plugin.panel.rows import STRETCH, button, row
+from diffv2m.plugin.panel.rows import STRETCH, button, row_layout
 from diffv2m.settings_limits import CFG_RANGE, MAX_SEED, MAX_STEPS
 from diffv2m.synthesis import Settings
 
@@ -71,7 +71,7 @@ class GenerateControls(QWidget):
             self.sampler.addItem(s, s)
 
         seed_box = QWidget()
-        seed_box.setLayout(row((self.seed, 1), self.dice, margins=False))
+        seed_box.setLayout(row_layout((self.seed, 1), self.dice, margins=False))
 
         form = QGridLayout()
         form.setContentsMargins(0, 0, 0, 0)
@@ -87,11 +87,12 @@ class GenerateControls(QWidget):
         self.generate_button = button("Generate", self.generateClicked,
                                       tip="Make a take for the selection with these settings")
         self.generate_button.setDefault(True)
-        self.new_seed_button = button("New seed", self.newSeedClicked,
-                                      tip="Next seed and generate (the video's features are reused)")
+        self.new_seed_button = button(
+            "New seed", self.newSeedClicked,
+            tip="Next seed and generate (the video's features are reused)")
         self.cancel_button = button("Cancel", self.cancelClicked, enabled=False)
-        buttons = row(self.generate_button, self.new_seed_button, self.cancel_button, STRETCH,
-                      self.backend_label)
+        buttons = row_layout(self.generate_button, self.new_seed_button, self.cancel_button,
+                             STRETCH, self.backend_label)
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
@@ -100,7 +101,7 @@ class GenerateControls(QWidget):
         self.progress.setFormat("idle")
         self.eta_label = QLabel("")
 
-        prog = row((self.progress, 1), self.eta_label)
+        prog = row_layout((self.progress, 1), self.eta_label)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)

@@ -33,7 +33,7 @@ from diffv2m.errors import UserError
 
 from diffv2m.plugin.panel.controls import GenerateControls
 from diffv2m.plugin.panel.picture import PicturePlayer
-from diffv2m.plugin.panel.rows import STRETCH, button, row
+from diffv2m.plugin.panel.rows import STRETCH, button, row_layout
 from diffv2m.plugin.panel.strip import SelectionBar, TimelineStrip, model_for_session
 from diffv2m.plugin.panel.takes import AudioPreview, TakesList
 from diffv2m.plugin.panel.worker import Job, panel_threads
@@ -111,20 +111,20 @@ class ScorePanel(QWidget):
         self.picture = PicturePlayer()
         self._picture_key: Any = None         # the selection the picture shows
 
-        top = row(self.open_button, (self.file_label, 1))
+        top = row_layout(self.open_button, (self.file_label, 1))
         upper = QWidget()
         ul = QVBoxLayout(upper)
         ul.setContentsMargins(0, 0, 0, 0)
         ul.addLayout(top)
         ul.addWidget(self.selection_bar)
-        ul.addLayout(row((self.strip, 3), (self.picture, 2)))
+        ul.addLayout(row_layout((self.strip, 3), (self.picture, 2)))
         ul.addWidget(self.controls)
         ul.addWidget(self.status)
         lower = QWidget()
         ll = QVBoxLayout(lower)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.takes, 1)
-        ll.addLayout(row(STRETCH, self.export_button))
+        ll.addLayout(row_layout(STRETCH, self.export_button))
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(upper)
         self.splitter.addWidget(lower)

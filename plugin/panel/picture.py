@@ -25,7 +25,7 @@ from PySide6.QtCore import QElapsedTimer, QRectF, QSize, Qt, QThreadPool, QTimer
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from diffv2m.plugin.panel.rows import button, row
+from diffv2m.plugin.panel.rows import button, row_layout
 
 RESYNC_FRAMES = 2.0       # re-seek the picture beyond this drift
 TICK_MS = 20
@@ -117,7 +117,7 @@ class PicturePlayer(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.video, 1)
-        lay.addLayout(row(self.play_button, self.ab_button, (self.label, 1)))
+        lay.addLayout(row_layout(self.play_button, self.ab_button, (self.label, 1)))
 
         self._elapsed = QElapsedTimer()
         self._elapsed.start()

@@ -1,7 +1,7 @@
 """Rows of widgets, the panel's one way to lay out a line of buttons and labels.
 
-``row(a, b, STRETCH, c)`` is a ``QHBoxLayout`` holding ``a`` and ``b`` on the left and ``c``
-pushed to the right; an item ``(widget, n)`` takes stretch factor ``n``.  ``button`` makes a
+``row_layout(a, b, STRETCH, c)`` is a ``QHBoxLayout`` holding ``a`` and ``b`` on the left and
+``c`` pushed to the right; an item ``(widget, n)`` takes stretch factor ``n``.  ``button`` makes a
 ``QPushButton`` with its tooltip and click handler in one call.
 """
 from __future__ import annotations
@@ -19,7 +19,8 @@ class _Stretch:
 STRETCH = _Stretch()          # an empty stretch (factor 1) between the items of a row
 
 
-def row(*items: QWidget | tuple[QWidget, int] | _Stretch, margins: bool = True) -> QHBoxLayout:
+def row_layout(*items: QWidget | tuple[QWidget, int] | _Stretch,
+               margins: bool = True) -> QHBoxLayout:
     """A ``QHBoxLayout`` of ``items`` in order (``margins=False``: no content margins)."""
     lay = QHBoxLayout()
     if not margins:

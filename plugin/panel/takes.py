@@ -21,7 +21,7 @@ from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (QCheckBox, QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout,
                                QWidget)
 
-from diffv2m.plugin.panel.rows import STRETCH, button, row
+from diffv2m.plugin.panel.rows import STRETCH, button, row_layout
 
 
 def envelope(audio: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
@@ -227,9 +227,9 @@ class TakeRow(QFrame):
         self.waveform = WaveformView()
         self.waveform.set_take(take)
 
-        top = row(self.title, (self.details, 1), self.saved_label)
-        buttons = row(self.play_button, self.keep_box, self.discard_button, STRETCH,
-                      self.preview_button)
+        top = row_layout(self.title, (self.details, 1), self.saved_label)
+        buttons = row_layout(self.play_button, self.keep_box, self.discard_button, STRETCH,
+                             self.preview_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 4, 6, 4)
         lay.addLayout(top)
