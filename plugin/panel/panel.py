@@ -27,13 +27,13 @@ from typing import Any, Callable
 
 import opentimelineio as otio
 from PySide6.QtCore import QSettings, Qt, QThreadPool, Signal
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMessageBox, QPushButton,
-                               QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from diffv2m.errors import UserError
 
 from diffv2m.plugin.panel.controls import GenerateControls
 from diffv2m.plugin.panel.picture import PicturePlayer
+from diffv2m.plugin.panel.rows import STRETCH, button, row_layout
 from diffv2m.plugin.panel.strip import SelectionBar, TimelineStrip, model_for_session
 from diffv2m.plugin.panel.takes import AudioPreview, TakesList
 from diffv2m.plugin.panel.worker import Job, panel_threads
@@ -91,9 +91,8 @@ class ScorePanel(QWidget):
 
     # -- layout -----------------------------------------------------------------------------
     def _build(self) -> None:
-        self.open_button = QPushButton("Open…")
-        self.open_button.setToolTip("Open a timeline (.otio, EDL, FCP XML, …) or a video")
-        self.open_button.clicked.connect(self.ask_open)
+        self.open_button = button("Open…", self.ask_open,
+                                  tip="Open a timeline (.otio, EDL, FCP XML, …) or a video")
         self.file_label = QLabel("No timeline or video open")
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.selection_bar = SelectionBar()
@@ -104,37 +103,28 @@ class ScorePanel(QWidget):
         self.status.setObjectName("status")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.takes = TakesList()
-        self.export_button = QPushButton("Export timeline…")
-        self.export_button.setToolTip("Write a NEW timeline with a 'Diff-V2M score' track holding "
-                                      "the kept takes (all takes when none is kept)")
-        self.export_button.setEnabled(False)
-        self.export_button.clicked.connect(lambda: self.export_timeline())
+        self.export_button = button(
+            "Export timeline…", lambda: self.export_timeline(), enabled=False,
+            tip="Write a NEW timeline with a 'Diff-V2M score' track holding the kept takes "
+                "(all takes when none is kept)")
         self.preview = AudioPreview(self)
         self.picture = PicturePlayer()
         self._picture_key: Any = None         # the selection the picture shows
 
-        top = QHBoxLayout()
-        top.addWidget(self.open_button)
-        top.addWidget(self.file_label, 1)
+        top = row_layout(self.open_button, (self.file_label, 1))
         upper = QWidget()
         ul = QVBoxLayout(upper)
         ul.setContentsMargins(0, 0, 0, 0)
         ul.addLayout(top)
         ul.addWidget(self.selection_bar)
-        beside = QHBoxLayout()
-        beside.addWidget(self.strip, 3)
-        beside.addWidget(self.picture, 2)
-        ul.addLayout(beside)
+        ul.addLayout(row_layout((self.strip, 3), (self.picture, 2)))
         ul.addWidget(self.controls)
         ul.addWidget(self.status)
         lower = QWidget()
         ll = QVBoxLayout(lower)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.takes, 1)
-        bottom = QHBoxLayout()
-        bottom.addStretch(1)
-        bottom.addWidget(self.export_button)
-        ll.addLayout(bottom)
+        ll.addLayout(row_layout(STRETCH, self.export_button))
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(upper)
         self.splitter.addWidget(lower)
