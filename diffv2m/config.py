@@ -191,13 +191,12 @@ def small_config() -> ModelConfig:
 
 def score_config() -> ModelConfig:
     """The score family on the ``small`` networks: the same DiT, rhythm predictor and
-    semantic encoder, denoising a 16-channel piano-roll latent at 12 frames/s.  Guidance 1.5
-    by default: on the validation split the generated notes followed the picture's mode
-    best there (major/minor match 0.71 / 0.74 / 0.71 / 0.66 / 0.63 at guidance 1 / 1.5 / 2 /
-    2.5 / 3), and kept onsets on cuts; diffv2m/assets/score/MODEL_CARD.md."""
+    semantic encoder, denoising a 16-channel piano-roll latent at 12 frames/s.  Guidance 2
+    by default (on the validation split it kept onsets on cuts and let seeds and the
+    picture's mode through better than 3; diffv2m/assets/score/MODEL_CARD.md)."""
     cfg = small_config()
     cfg.name = "score"
-    cfg.default_cfg_scale = 1.5
+    cfg.default_cfg_scale = 2.0
     cfg.latent_family = "score"
     cfg.autoencoder = ScoreAutoencoderConfig()
     return cfg

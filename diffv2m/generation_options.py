@@ -27,7 +27,7 @@ def add_generation_options(p: argparse.ArgumentParser, *, model_cfg: bool = Fals
                    help=f"sampler steps (default {DEFAULTS.steps})")
     if model_cfg:
         p.add_argument("--cfg", type=float, default=None,
-                       help="classifier-free guidance scale (default: the model's, 1.5 for score, "
+                       help="classifier-free guidance scale (default: the model's, 2 for score, "
                             "3 for audio)")
     else:
         p.add_argument("--cfg", type=float, default=DEFAULTS.cfg_scale,

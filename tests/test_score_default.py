@@ -47,7 +47,7 @@ def test_default_is_the_score_model_48k_stereo_with_midi_and_stems(video, tmp_pa
     meta = media.read_audio_metadata(out)
     assert meta["seed"] == 5 and meta["model"].startswith("model.safetensors:")
     assert meta["backend"].startswith("onnxruntime") and meta["notes"] > 0
-    assert meta["cfg_scale"] == 1.5                          # the model's own default
+    assert meta["cfg_scale"] == 2.0                          # the model's own default
     assert mid.read_bytes()[:4] == b"MThd"
     names = sorted(p.name for p in stems.iterdir())
     assert names == ["accompaniment.wav", "bass.wav", "drums.wav", "melody.wav"]
