@@ -16,7 +16,9 @@ synthesised by FluidSynth with a General-MIDI SoundFont.  Torch-free (the runtim
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -148,26 +150,27 @@ class _Synth:
                 events.append((off, 0, ch, note.pitch, 0))
         events.sort()
         fs = self.fs
-        with self.lock:
+        with self.lock:                 # the shared SoundFont is attached and detached in turn
             s = fs.Synth(gain=0.5, samplerate=float(sr), **self.settings)
-            try:
-                sid = fs.fluid_synth_add_sfont(s.synth, self.sfont)
-                for track in tracks:
-                    ch = CHANNELS[track]
-                    s.program_select(ch, sid, 128 if track == "drums" else 0, progs[track])
-                    if track != "drums":
-                        s.cc(ch, 91, REVERB_SEND)
-                pos = 0
-                for at, kind, ch, key, vel in events:
-                    if at > pos:
-                        self._fill(s, out, pos, at)
-                        pos = at
-                    if kind:
-                        s.noteon(ch, key, vel)
-                    else:
-                        s.noteoff(ch, key)
-                self._fill(s, out, pos, n)
-            finally:
+            sid = fs.fluid_synth_add_sfont(s.synth, self.sfont)
+            for track in tracks:
+                ch = CHANNELS[track]
+                s.program_select(ch, sid, 128 if track == "drums" else 0, progs[track])
+                if track != "drums":
+                    s.cc(ch, 91, REVERB_SEND)
+        try:                            # this synth alone: tracks may render side by side
+            pos = 0
+            for at, kind, ch, key, vel in events:
+                if at > pos:
+                    self._fill(s, out, pos, at)
+                    pos = at
+                if kind:
+                    s.noteon(ch, key, vel)
+                else:
+                    s.noteoff(ch, key)
+            self._fill(s, out, pos, n)
+        finally:
+            with self.lock:
                 fs.fluid_synth_remove_sfont(s.synth, self.sfont)
                 s.delete()
         return out
@@ -223,9 +226,13 @@ def _stems(score: Score, sample_rate: int, soundfont: str | None) -> dict[str, n
         raise ValueError(f"score duration must be positive, not {score.duration}")
     synth = _synth(soundfont, sample_rate)
     n = int(round(score.duration * int(sample_rate)))
-    present = {note.track for note in score.notes}
-    return {t: synth.render(score, (t,), n) if t in present else np.zeros((2, n), np.float32)
-            for t in TRACKS}
+    present = [t for t in TRACKS if any(note.track == t for note in score.notes)]
+    # one synth per track, on as many threads as there are cores (FluidSynth runs without the
+    # GIL; each synth's samples depend on its own notes only, so the order cannot matter)
+    workers = max(1, min(len(present), os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        rendered = dict(zip(present, pool.map(lambda t: synth.render(score, (t,), n), present)))
+    return {t: rendered[t] if t in rendered else np.zeros((2, n), np.float32) for t in TRACKS}
 
 
 def _mix(stems: dict[str, np.ndarray]) -> np.ndarray:
