@@ -21,6 +21,9 @@ class      major                    minor
 =========  =======================  ========================
 
 ``--ensemble NAME`` (one of :func:`ensemble_names`, the corpus's ensembles) overrides it.
+
+Tempo: the score's ``tempo_bpm`` is estimated from its own onsets
+(:func:`diffv2m.score.tempo.estimate_tempo`); the MIDI file and the take's metadata carry it.
 """
 from __future__ import annotations
 
@@ -120,8 +123,9 @@ def score_from_probabilities(prob: np.ndarray, *, duration: float, rate: float,
         notes = monophonic(notes, prob, MONOPHONIC, rate=rate, pitch_low=pitch_low)
     notes = [n for n in notes if n.start < duration]
     notes = [Note(n.track, n.pitch, n.start, min(n.end, duration), n.velocity) for n in notes]
+    from .tempo import estimate_tempo
     return Score(notes=notes, ensemble=choose_ensemble(notes, cls, ensemble_name),
-                 duration=float(duration))
+                 duration=float(duration), tempo_bpm=estimate_tempo(notes, duration, rate))
 
 
 # ------------------------------------------------------------------ rendering
