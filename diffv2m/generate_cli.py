@@ -5,7 +5,8 @@ import argparse
 from pathlib import Path
 
 from .errors import UserError
-from .generation_options import add_generation_options, settings_from_args
+from .generation_options import (add_generation_options, add_score_file_options,
+                                 refuse_score_options, settings_from_args)
 from .synthesis import Settings
 
 
@@ -18,9 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=("score", "audio"), default=None,
                    help="embedded model: score (notes rendered by FluidSynth; default) or "
                         "audio (the waveform-latent model); ignored with --checkpoint")
-    p.add_argument("--midi", help="score model: also write the notes as a MIDI file")
-    p.add_argument("--stems", help="score model: also write one WAV per track into this "
-                                   "new (or empty) folder")
+    add_score_file_options(p)
     p.add_argument("--ensemble", help="score model: instruments (default: from the mood); "
                                       "one of the corpus ensembles, e.g. piano, strings")
     p.add_argument("--sample-rate", type=int, default=None,
@@ -124,11 +123,9 @@ def check_family_options(args, backend, settings: Settings) -> Settings:
     if args.cfg is None:                            # the model's own guidance (chosen on val)
         settings = dataclasses.replace(settings, cfg_scale=backend.config.default_cfg_scale)
     if backend.config.latent_family != "score":
-        for flag, value in (("--midi", args.midi), ("--stems", args.stems),
-                            ("--ensemble", args.ensemble), ("--soundfont", args.soundfont)):
-            if value:
-                raise UserError(f"{flag}: needs a score-family model (--model score); "
-                                f"{backend.config.name!r} makes audio directly")
+        refuse_score_options(backend.config.name, backend.config.latent_family,
+                             {"--midi": args.midi, "--stems": args.stems,
+                              "--ensemble": args.ensemble, "--soundfont": args.soundfont})
         if args.sample_rate not in (None, backend.config.sample_rate):
             raise UserError(f"--sample-rate {args.sample_rate}: the audio model makes "
                             f"{backend.config.sample_rate} Hz only")

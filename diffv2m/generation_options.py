@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from diffv2m.diffusion import SAMPLERS
+from diffv2m.errors import UserError
 from diffv2m.synthesis import Settings
 
 DEFAULTS = Settings()
@@ -43,3 +44,22 @@ def settings_from_args(args: argparse.Namespace, *, seed_offset: int = 0) -> Set
     cfg = DEFAULTS.cfg_scale if args.cfg is None else args.cfg
     return Settings(seed=args.seed + seed_offset, steps=args.steps, cfg_scale=cfg,
                     sampler=args.sampler, cls=args.style)
+
+
+def add_score_file_options(p: argparse.ArgumentParser) -> None:
+    """``--midi PATH --stems DIR``: what a score-family take hands out besides the mix
+    (:mod:`diffv2m.score.files`)."""
+    p.add_argument("--midi", help="score model: also write the notes as a MIDI file")
+    p.add_argument("--stems", help="score model: also write one WAV per track into this "
+                                   "new (or empty) folder")
+
+
+def refuse_score_options(model_name: str, family: str, flags: dict[str, object]) -> None:
+    """One line for the first option of ``flags`` (``{"--midi": value, ...}``) that is set
+    while the model (``family``) is not of the score family."""
+    if family == "score":
+        return
+    for flag, value in flags.items():
+        if value:
+            raise UserError(f"{flag}: needs a score-family model (--model score); "
+                            f"{model_name!r} makes audio directly")

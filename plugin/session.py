@@ -3,7 +3,10 @@
 This is the logic both faces share — the ``diffv2m score`` command and the PySide6 panel — so
 nothing is written twice.  Features are computed once per selection (and cached on disk by
 content); every new seed only samples and decodes.  Takes are written next to the timeline as
-``NAME.take-SEED.wav`` (temp file + rename); exporting writes a NEW timeline file.
+``NAME.take-SEED.wav`` (temp file + rename); exporting writes a NEW timeline file, and with
+a score-family model optionally the first exported take's MIDI file and stems (one WAV per
+track, added to the timeline as muted tracks), all in one output transaction
+(:meth:`ScoringSession.export_with_score_files`).
 """
 from __future__ import annotations
 
@@ -203,14 +206,16 @@ class ScoringSession:
     # -- export ----------------------------------------------------------------------------
     def export_timeline(self, out_path: str | os.PathLike, takes: list[TakeRecord] | None = None,
                         *, takes_as: str = "tracks", final_path: str | os.PathLike | None = None,
-                        transaction=None) -> Path:
+                        transaction=None, stems: dict[str, Path] | None = None) -> Path:
         """A NEW timeline with a "Diff-V2M score" track holding the takes; never the original.
 
         ``out_path`` is the file written; within an output transaction it is the temporary of
-        ``final_path``, and a metadata sidecar the format needs joins ``transaction``."""
+        ``final_path``, and a metadata sidecar the format needs joins ``transaction``.
+        ``stems`` (``{track: wav}`` at their final paths, see :meth:`write_score_files`): one
+        muted "Diff-V2M <track>" audio track each."""
         import opentimelineio as otio
         from diffv2m.plugin.timeline_writer import write_scored_timeline
-        takes = takes if takes is not None else [t for t in self.takes if t.kept] or self.takes
+        takes = self.export_records(takes)
         if not takes:
             raise UserError(f"{self.path}: no takes to export")
         out_path = Path(out_path)
@@ -230,8 +235,83 @@ class ScoringSession:
         write_scored_timeline(timeline, sel, [t.path for t in takes], out_path, metadata=meta,
                               takes_as=takes_as, sample_rate=first.sample_rate,
                               input_path=None if self.is_video else self.path,
-                              final_path=final_path, transaction=transaction)
+                              final_path=final_path, transaction=transaction, stems=stems)
         return out_path
+
+    def export_records(self, takes: list[TakeRecord] | None = None) -> list[TakeRecord]:
+        """The takes an export writes: ``takes``, else the kept ones, else all."""
+        return takes if takes is not None else [t for t in self.takes if t.kept] or self.takes
+
+    # -- MIDI and stems ----------------------------------------------------------------------
+    def declare_score_files(self, transaction, *, midi: str | os.PathLike | None = None,
+                            stems: str | os.PathLike | None = None,
+                            replace_stems: bool = False) -> dict[str, Path] | None:
+        """Check the MIDI path and the stems folder (:func:`diffv2m.score.files.check_outputs`;
+        ``replace_stems``: a folder holding only an earlier export's stems may be written
+        over) and declare them as outputs of ``transaction``; returns the stem paths."""
+        from diffv2m.score.files import check_outputs, stem_paths
+        from diffv2m.generation_options import refuse_score_options
+        cfg = getattr(self.backend, "config", None)
+        refuse_score_options(getattr(cfg, "name", ""), getattr(cfg, "latent_family", "score"),
+                             {"--midi": midi, "--stems": stems})
+        reuse = replace_stems and stems is not None and holds_only_stems(stems)
+        check_outputs(midi, None if reuse else stems)
+        if midi is not None:
+            transaction.add(midi, "MIDI file")
+        if stems is None:
+            return None
+        paths = stem_paths(stems)
+        for t, p in paths.items():
+            transaction.add(p, f"{t} stem")
+        return paths
+
+    def write_score_files(self, record: TakeRecord, transaction, *,
+                          midi: str | os.PathLike | None = None,
+                          stems: dict[str, Path] | None = None) -> None:
+        """``record``'s MIDI file and stems (rendered now, one WAV per track, the mix's length)
+        into the temporaries :meth:`declare_score_files` made; the stems are published at
+        once (the timeline writer reads them back; the transaction's abort takes them back)."""
+        score = record.take.score
+        if score is None:
+            raise UserError(f"{midi or next(iter((stems or {}).values()), '')}: MIDI and stems "
+                            "come from a score-family model (--model score)")
+        if midi is not None:
+            from diffv2m.score.files import write_midi_file
+            from diffv2m.score.take import midi_file_bytes
+            write_midi_file(transaction.temporary(midi), midi_file_bytes(score))
+        if stems:
+            from diffv2m.score.files import write_stems
+            from diffv2m.score.take import render_track_stems
+            audio = render_track_stems(score, record.take.sample_rate)
+            meta = {**record.take.metadata(), **self.provenance(*self.selection_seconds),
+                    "take_path": str(record.path)}
+            write_stems({t: transaction.temporary(p) for t, p in stems.items()}, audio,
+                        record.take.sample_rate, meta)
+            for p in stems.values():
+                transaction.publish(p)
+
+    def export_with_score_files(self, out_path: str | os.PathLike,
+                                takes: list[TakeRecord] | None = None, *,
+                                takes_as: str = "tracks",
+                                midi: str | os.PathLike | None = None,
+                                stems: str | os.PathLike | None = None) -> Path:
+        """:meth:`export_timeline` plus the first exported take's MIDI file (``midi``) and
+        stems (into the folder ``stems``, as tracks in the timeline), in one output
+        transaction: every file appears, or none does (a folder holding only an earlier
+        export's stems is written over)."""
+        from diffv2m.output_transaction import OutputTransaction
+        records = self.export_records(takes)
+        if not records:
+            raise UserError(f"{self.path}: no takes to export")
+        tx = OutputTransaction([self.path, *self.media_files(), *(r.path for r in self.takes)])
+        tx.check(out_path, "timeline")
+        with tx:
+            tmp = tx.add(out_path, "timeline")
+            stem_map = self.declare_score_files(tx, midi=midi, stems=stems, replace_stems=True)
+            self.write_score_files(records[0], tx, midi=midi, stems=stem_map)
+            self.export_timeline(tmp, records, takes_as=takes_as, final_path=out_path,
+                                 transaction=tx, stems=stem_map)
+        return Path(out_path)
 
     def export_preview(self, record: TakeRecord, out_mp4: str | os.PathLike) -> Path:
         """The selection's picture with a take's music, as an H.264/AAC MP4."""
@@ -243,6 +323,14 @@ class ScoringSession:
             from diffv2m.plugin.preview import render_preview
             render_preview(self._source, record.path, out_mp4, fps=self.rate)
         return Path(out_mp4)
+
+
+def holds_only_stems(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` is a folder holding nothing but stem files (an earlier export's)."""
+    from diffv2m.score.files import stem_paths
+    folder = Path(folder)
+    names = {p.name for p in stem_paths(folder).values()}
+    return folder.is_dir() and all(p.is_file() and p.name in names for p in folder.iterdir())
 
 
 #: A selection with more than this share of black or missing picture is reported.
