@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMessageBox, QP
 from diffv2m.errors import UserError
 
 from diffv2m.plugin.panel.controls import GenerateControls
+from diffv2m.plugin.panel.export_options import ExportOptions
 from diffv2m.plugin.panel.picture import PicturePlayer
 from diffv2m.plugin.panel.strip import SelectionBar, TimelineStrip, model_for_session
 from diffv2m.plugin.panel.takes import AudioPreview, TakesList
@@ -109,6 +110,9 @@ class ScorePanel(QWidget):
                                       "the kept takes (all takes when none is kept)")
         self.export_button.setEnabled(False)
         self.export_button.clicked.connect(lambda: self.export_timeline())
+        self.export_options = ExportOptions()
+        self.export_options.restore(self.qsettings)
+        self.export_options.changed.connect(lambda: self.export_options.save(self.qsettings))
         self.preview = AudioPreview(self)
         self.picture = PicturePlayer()
         self._picture_key: Any = None         # the selection the picture shows
@@ -133,6 +137,7 @@ class ScorePanel(QWidget):
         ll.addWidget(self.takes, 1)
         bottom = QHBoxLayout()
         bottom.addStretch(1)
+        bottom.addWidget(self.export_options)
         bottom.addWidget(self.export_button)
         ll.addLayout(bottom)
         self.splitter = QSplitter(Qt.Orientation.Vertical)
@@ -176,6 +181,7 @@ class ScorePanel(QWidget):
     def _backend_loaded(self, backend: Any) -> None:
         self.backend = backend
         self.controls.set_backend(getattr(backend, "name", type(backend).__name__))
+        self.export_options.set_backend(backend)
         self.backendReady.emit(backend)
         self._update_ready()            # a file given meanwhile opens when the job is done
 
@@ -517,8 +523,12 @@ class ScorePanel(QWidget):
             if not path:
                 return None
         records = [r for r in s.takes if r.kept] or list(s.takes)
+        midi, stems = self.export_options.paths(path)
         try:
-            out = s.export_timeline(path, records)
+            if midi or stems:
+                out = s.export_with_score_files(path, records, midi=midi, stems=stems)
+            else:
+                out = s.export_timeline(path, records)
         except UserError as exc:
             self.show_error(str(exc))
             return None
@@ -526,7 +536,9 @@ class ScorePanel(QWidget):
             self.show_error(f"{path}: export failed: {type(exc).__name__}: {exc}", unexpected=True)
             return None
         self._exported.update(id(r) for r in records)
-        self.show_message(f"Exported {len(records)} take(s) to {out}")
+        also = [str(p) for p in (midi, stems) if p]
+        self.show_message(f"Exported {len(records)} take(s) to {out}"
+                          + (f" (and {', '.join(also)})" if also else ""))
         self._refresh_saved()
         self.exported.emit(Path(out))
         return Path(out)
