@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sys
 import urllib.parse
@@ -18,7 +17,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from faults import call_cli, error_lines, snapshot  # noqa: E402
-from test_score_formats import R, build, render_audio, run, score_clip  # noqa: E402
+from test_score_formats import (R, build, render_audio, run, score_clip,  # noqa: E402
+                                skip_unless_melt)
 
 from diffv2m import assets, media  # noqa: E402
 from diffv2m.plugin.timeline import load_timeline  # noqa: E402
@@ -123,10 +123,7 @@ def test_fcp_xml_describes_each_stem_file(stemmed):
 
 def test_melt_plays_the_mix_once_with_the_stems_muted(stemmed, tmp_path):
     adapter, out, mid, stems, res = stemmed
-    if adapter not in ("kdenlive", "diffv2m_mlt"):
-        pytest.skip("melt renders MLT projects only")
-    if shutil.which("melt") is None:
-        pytest.skip("melt is not installed (CI installs the Debian package)")
+    skip_unless_melt(adapter)
     assert res.returncode == 0, res.stderr[-2000:]
     _, audio = render_audio(out, tmp_path / "r.mp4")
     take = media.read_audio(out.parent / "cut.take-3.wav", 8000)[0]

@@ -2,8 +2,8 @@
 
 Writing (:func:`midi_bytes`, :func:`write_midi`): format 1.  Track 0 holds the tempo
 (``score.tempo_bpm``: a generated take's own, :mod:`diffv2m.score.tempo`; ``DEFAULT_TEMPO_BPM``
-when unknown) and a 4/4 time signature; then one track per entry of ``TRACKS``, named after it, on its own channel
-(``CHANNELS``: drums on MIDI channel 10, i.e. 9 counted from 0) with its General-MIDI program
+when unknown) and a 4/4 time signature; then one track per entry of ``TRACKS``, named after
+it, on its own channel (``CHANNELS``: drums on MIDI channel 10, i.e. 9 counted from 0) with its General-MIDI program
 from ``score.ensemble.programs`` (``DEFAULT_PROGRAMS`` where the ensemble names none; for drums
 the number is the GM drum kit) and a reverb send of ``REVERB_SEND`` (CC 91, as the corpus
 renders).  Times are quantised to ticks at that tempo: :func:`ticks_per_quarter` picks the
