@@ -28,6 +28,21 @@ def _export(qtbot, panel, monkeypatch, out: Path) -> None:
         qtbot.mouseClick(panel.export_button, Qt.MouseButton.LeftButton)
 
 
+def test_app_main_leaves_no_quit_behind(qtbot, media, tmp_path, monkeypatch):
+    """``diffv2m panel --screenshot`` quits twice (its window's close and its own quit). The
+    second Quit must not end a later event loop: this module's next tests, run after it in this
+    process, wait for a take and an export (without the fix in ``app.main`` the export test's
+    wait ended at once)."""
+    import diffv2m.runtime.ort as ort
+    from diffv2m.plugin.panel import app
+    from panel_backend import ToyBackend
+    monkeypatch.setattr(ort, "load_runtime", lambda *a, **k: ToyBackend())
+    png = tmp_path / "a.png"
+    assert app.main([str(media["video"]), "--settings", str(tmp_path / "s.ini"),
+                     "--take-dir", str(tmp_path), "--screenshot", str(png)]) == 0
+    assert png.stat().st_size > 1000
+
+
 def test_checkboxes_follow_the_model_family(qtbot, make_panel, media):
     from panel_backend import ToyBackend
     toy = make_panel(media["cut"], backend_=ToyBackend())      # an audio-family model
@@ -96,3 +111,4 @@ def test_a_stems_folder_holding_other_files_is_refused_and_nothing_written(
     assert panel.export_timeline(out) is None
     assert "not empty" in panel.status.text()
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
