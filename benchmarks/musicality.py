@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-ae", action="store_true", help="skip the autoencoder round trip")
     args = p.parse_args(argv)
 
-    from diffv2m.data.corpus import Settings
+    from diffv2m.data.corpus import CorpusSettings
     from diffv2m.data.manifest import read_manifest
     from diffv2m.evaluate import symbolic
     from diffv2m.evaluate import transcription as T
@@ -93,10 +93,7 @@ def main(argv=None) -> int:
     if reason:
         print(reason, file=sys.stderr)
         return 2
-    cfg = json.loads((args.corpus / "corpus.json").read_text())
-    settings = Settings(seed=cfg["seed"], clip_seconds=cfg["clip_seconds"],
-                        sample_rate=cfg["sample_rate"], fps=cfg["fps"], width=cfg["width"],
-                        height=cfg["height"])
+    settings = CorpusSettings.from_dict(json.loads((args.corpus / "corpus.json").read_text()))
     clips = read_manifest(args.corpus / "manifest.jsonl", strict=False)
     if args.limit:
         clips = clips[: args.limit]

@@ -227,6 +227,12 @@ def paper_config() -> ModelConfig:
 CONFIGS = {"small": small_config, "score": score_config, "paper": paper_config}
 
 
+def add_config_option(parser, default: str | None, help: str) -> None:
+    """The ``--config`` option of every command that builds a model: a name in
+    :data:`CONFIGS` or a JSON file, read with :func:`resolve_config`."""
+    parser.add_argument("--config", default=default, help=help)
+
+
 def get_config(name: str) -> ModelConfig:
     from .errors import UserError
     if name not in CONFIGS:

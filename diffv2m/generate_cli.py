@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .generation_options import (add_generation_options, add_score_file_options,
-                                 refuse_score_options, settings_from_args)
+                                 settings_from_args)
 from .synthesis import Settings
 
 
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "audio (the waveform-latent model); ignored with --checkpoint")
     add_score_file_options(p)
     p.add_argument("--ensemble", help="score model: instruments (default: from the mood); "
-                                      "one of the corpus ensembles, e.g. piano, strings")
+                                      "e.g. piano, epiano, harp, strings (see diffv2m.score.take)")
     p.add_argument("--sample-rate", type=int, default=None,
                    help="score model: output rate (default 48000, stereo)")
     p.add_argument("--soundfont", help="score model: General-MIDI SoundFont (.sf2); "
@@ -122,17 +122,8 @@ def check_family_options(args, backend, settings: Settings) -> Settings:
     import dataclasses
     if args.cfg is None:                            # the model's own guidance (chosen on val)
         settings = dataclasses.replace(settings, cfg_scale=backend.config.default_cfg_scale)
-    if backend.config.latent_family != "score":
-        refuse_score_options(backend.config.name, backend.config.latent_family,
-                             {"--midi": args.midi, "--stems": args.stems,
-                              "--ensemble": args.ensemble, "--soundfont": args.soundfont})
-        if args.sample_rate not in (None, backend.config.sample_rate):
-            raise UserError(f"--sample-rate {args.sample_rate}: the audio model makes "
-                            f"{backend.config.sample_rate} Hz only")
-        return settings
-    from .score.take import check_renderer
-    check_renderer(args.soundfont)
-    return dataclasses.replace(settings, ensemble=args.ensemble, sample_rate=args.sample_rate)
+    from .families import family_of
+    return family_of(backend.config).check_options(args, backend.config, settings)
 
 
 def main(argv: list[str]) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 
 from diffv2m.diffusion import SAMPLERS
-from diffv2m.errors import UserError
 from diffv2m.synthesis import Settings
 
 DEFAULTS = Settings()
@@ -53,13 +52,3 @@ def add_score_file_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stems", help="score model: also write one WAV per track into this "
                                    "new (or empty) folder")
 
-
-def refuse_score_options(model_name: str, family: str, flags: dict[str, object]) -> None:
-    """One line for the first option of ``flags`` (``{"--midi": value, ...}``) that is set
-    while the model (``family``) is not of the score family."""
-    if family == "score":
-        return
-    for flag, value in flags.items():
-        if value:
-            raise UserError(f"{flag}: needs a score-family model (--model score); "
-                            f"{model_name!r} makes audio directly")

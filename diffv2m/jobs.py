@@ -54,13 +54,14 @@ def generate_file(backend: Backend, video_path: str | os.PathLike, out: str | os
     ``source``: the already-probed ``media.FileFrameSource`` of that range, if the caller
     has one (the CLI checks the input first), so the file is not probed twice.
     Score-family models also write ``midi`` (a Standard MIDI File) and ``stems`` (one WAV
-    per track: ``{track: path}``, see :func:`diffv2m.score.files.stem_paths`).
+    per track: ``{track: path}``, see :func:`diffv2m.score.files.stem_paths`), from the
+    same render as the mix; the model's family (:mod:`diffv2m.families`) writes them.
     """
     from . import media
+    from .families import check_outputs, family_of
     video_path = Path(video_path)
-    if (midi is not None or stems) and backend.config.latent_family != "score":
-        raise UserError(f"{midi or next(iter(stems.values()))}: MIDI and stems come from a "
-                        "score-family model (--model score)")
+    family = family_of(backend.config)
+    check_outputs(family, midi=midi, stems=stems)
     if source is None:
         source = media.FileFrameSource(video_path, start=start, end=end)
     if source.duration <= 0:
@@ -68,20 +69,10 @@ def generate_file(backend: Backend, video_path: str | os.PathLike, out: str | os
     conditions = video_conditions(backend, source, cls=settings.cls, cache_dir=cache_dir,
                                   progress=progress)
     take = synthesis.synthesise(backend, conditions, settings, progress=progress,
-                                soundfont=soundfont)
+                                soundfont=soundfont, stems=stems is not None)
     extra = {"video": str(video_path), "start": start, "end": end, "model": model_id}
-    stem_audio = None
-    if stems is not None:                        # rendered before anything is written
-        from .score.take import render_track_stems
-        stem_audio = render_track_stems(take.score, take.sample_rate, soundfont)
     write_take(take, out, extra)
-    if midi is not None:
-        from .score.files import write_midi_file
-        from .score.take import midi_file_bytes
-        write_midi_file(midi, midi_file_bytes(take.score))
-    if stem_audio is not None:
-        from .score.files import write_stems
-        write_stems(stems, stem_audio, take.sample_rate, {**take.metadata(), **extra})
+    family.write_outputs(take, midi=midi, stems=stems, metadata={**take.metadata(), **extra})
     if mux:
         media.mux(video_path, out, mux, start=start, end=end, progress=progress)
     return take

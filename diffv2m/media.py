@@ -254,28 +254,6 @@ def probe(path) -> MediaInfo:
                          frames=nframes, start_time=origin)
 
 
-def start_timecode(path) -> tuple[str, Fraction | None] | None:
-    """The media's own start timecode as ``(text, rate)``, or None when it carries none.
-
-    Looks, in order, at the first video stream's ``timecode`` tag, any data stream's (a
-    QuickTime/MP4 ``tmcd`` track, which FFmpeg exposes as a data stream with a ``timecode``
-    tag) and the container's. ``text`` is ``HH:MM:SS:FF`` (``;`` before the frames for
-    drop-frame); ``rate`` is the video stream's frame rate (None for audio-only media).
-    """
-    with _open(path) as container:
-        vs = container.streams.video[0] if container.streams.video else None
-        rate = None
-        if vs is not None:
-            rate = vs.base_rate or vs.average_rate or vs.guessed_rate
-        tagged = ([vs] if vs is not None else []) + [s for s in container.streams
-                                                     if s.type == "data"]
-        for holder in tagged + [container]:
-            text = (holder.metadata or {}).get("timecode")
-            if text and text.strip():
-                return text.strip(), (Fraction(rate) if rate else None)
-    return None
-
-
 def check_range(path, duration: float, start: float, end: float | None,
                 slack: float = 0.0) -> tuple[float, float]:
     """Validate ``[start, end)`` against a file of ``duration`` s; return it with ``end`` set.

@@ -95,6 +95,7 @@ class Take:
     backend: str
     timings: dict[str, float] = field(default_factory=dict)
     score: Any = None         # score family: the notes (diffv2m.score.events.Score)
+    stems: dict[str, np.ndarray] | None = None   # per track, when asked of a family with them
 
     @property
     def duration(self) -> float:
@@ -234,15 +235,17 @@ def stitch(pieces: list[tuple[int, np.ndarray]], odf: np.ndarray, sr: int, total
 
 
 def synthesise(backend: Backend, conditions: Conditions, settings: Settings, *,
-               progress: Progress | None = None, soundfont: str | None = None) -> Take:
+               progress: Progress | None = None, soundfont: str | None = None,
+               stems: bool = False) -> Take:
     """Sample music for ``conditions`` with ``backend``; deterministic for a given seed.
 
-    Score family: the decoded notes are rendered with FluidSynth (``soundfont``: the GM
-    SoundFont, default the system's) and kept in ``Take.score``."""
+    The decoded windows become the take in the model's family (:mod:`diffv2m.families`).
+    Score family: the notes are rendered with FluidSynth (``soundfont``: the GM SoundFont,
+    default the system's) and kept in ``Take.score``; ``stems``: the same render also gives
+    one array per track (``Take.stems``)."""
     from .settings_limits import check_settings
     check_settings(settings)
     cfg = backend.config
-    sr = cfg.sample_rate
     W = cfg.window_seconds
     L = cfg.latent_frames
     C = cfg.autoencoder.latent_dim
@@ -285,35 +288,6 @@ def synthesise(backend: Backend, conditions: Conditions, settings: Settings, *,
         timings["decoding"] += time.perf_counter() - t1
         pieces.append((s, audio))
     _notify(progress, "decoding audio", len(starts), len(starts))
-    if cfg.latent_family == "score":               # note probabilities -> notes -> audio
-        return _score_take(backend, conditions, settings, pieces, timings, progress, soundfont)
-    total = int(round(conditions.duration * sr))
-    audio = stitch(pieces, conditions.odf, sr, max(total, 1), W)
-    audio = np.clip(audio, -1.0, 1.0)
-    return Take(audio=audio, sample_rate=sr, settings=settings, conditions=conditions,
-                backend=backend.name, timings=timings)
-
-
-def _score_take(backend: Backend, conditions: Conditions, settings: Settings,
-                pieces: list[tuple[int, np.ndarray]], timings: dict[str, float],
-                progress: Progress | None, soundfont: str | None = None) -> Take:
-    """The score family's take: windows of note probabilities -> one Score -> audio."""
-    from .score import take as score_take
-    ae = backend.config.autoencoder
-    rate = ae.frame_rate
-    t0 = time.perf_counter()
-    prob = score_take.stitch_rolls(pieces, conditions.odf, rate,
-                                   max(1, int(round(conditions.duration * rate))),
-                                   backend.config.window_seconds)
-    score = score_take.score_from_probabilities(prob, duration=conditions.duration, rate=rate,
-                                                pitch_low=ae.pitch_low, cls=settings.cls,
-                                                ensemble_name=settings.ensemble)
-    t1 = time.perf_counter()
-    _notify(progress, "rendering", 0, 1)
-    sr = int(settings.sample_rate or ae.sample_rate)
-    audio = score_take.render_audio(score, sr, soundfont)
-    _notify(progress, "rendering", 1, 1)
-    timings["decoding"] += t1 - t0
-    timings["rendering"] = time.perf_counter() - t1
-    return Take(audio=audio, sample_rate=sr, settings=settings, conditions=conditions,
-                backend=backend.name, timings=timings, score=score)
+    from .families import family_of
+    return family_of(cfg).take(backend, conditions, settings, pieces, timings,
+                               progress=progress, soundfont=soundfont, stems=stems)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from diffv2m.errors import UserError
 from diffv2m.generation_options import (add_generation_options, add_score_file_options,
-                                        refuse_score_options, settings_from_args)
+                                        settings_from_args)
 from diffv2m.synthesis import Settings
 
 
@@ -69,12 +69,6 @@ def split_range(text: str) -> tuple[str, str]:
     return parts[0].strip(), parts[1].strip()
 
 
-def parse_range(text: str, rate: float):
-    from diffv2m.plugin.timeline import parse_time
-    a, b = split_range(text)
-    return parse_time(a, rate), parse_time(b, rate)
-
-
 def check_options(args) -> list[Settings]:
     """Every option checked before any work; returns the settings of each take."""
     import math
@@ -102,7 +96,6 @@ def check_outputs(out: Path, mux: str | None) -> None:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from diffv2m import media
     from diffv2m.output_transaction import OutputTransaction, resolved
     from diffv2m.progress import cli_progress
     from diffv2m.plugin import timeline as timeline_mod
@@ -133,11 +126,11 @@ def main(argv: list[str]) -> int:
     if args.onnx_dir is not None or args.midi or args.stems:
         from diffv2m.runtime.manifest import validate_manifest
         cfg = validate_manifest(onnx_dir, check_hashes=False)["config"]
-        refuse_score_options(str(cfg.get("name", args.model or "")),
-                             cfg.get("latent_family", "audio"),
-                             {"--midi": args.midi, "--stems": args.stems})
     if args.midi or args.stems:
-        from diffv2m.score.files import check_outputs as check_score_outputs
+        from diffv2m.families import check_outputs as check_family_outputs, family
+        from diffv2m.score.files import check_outputs as check_score_outputs, stem_paths
+        check_family_outputs(family(cfg.get("latent_family", "audio")), midi=args.midi,
+                             stems=stem_paths(args.stems) if args.stems else None)
         check_score_outputs(args.midi, args.stems)
         if args.midi:
             tx.check(args.midi, "MIDI file")
@@ -146,14 +139,7 @@ def main(argv: list[str]) -> int:
                              take_dir=args.take_dir or out.parent, rate=args.rate)
     for f in session.media_files():
         tx.add_input(f)
-    if session.is_video:
-        if args.range:
-            a, b = (_seconds(t) for t in parse_range(args.range, session.rate))
-            fps = session.info.fps or 0.0
-            a, b = media.check_range(src, session.info.duration, a, b,
-                                     slack=1.0 / fps if fps else 0.0)
-            session.select_seconds(a, b)
-    elif args.range:
+    if args.range:                  # a plain video: checked against the file (one-clip timeline)
         session.select(range=split_range(args.range))
     elif args.marker:
         session.select(marker=args.marker, duration=args.duration)
@@ -216,6 +202,3 @@ def midi_tempo(score) -> float:
     from diffv2m.score.midi import tempo_us
     return round(60e6 / tempo_us(score), 2)
 
-
-def _seconds(t) -> float:
-    return t.to_seconds() if hasattr(t, "to_seconds") else float(t)

@@ -1,4 +1,4 @@
-"""A scoring session: one timeline selection (or one video range), many takes.
+"""A scoring session: one timeline selection, many takes.
 
 This is the logic both faces share — the ``diffv2m score`` command and the PySide6 panel — so
 nothing is written twice.  Features are computed once per selection (and cached on disk by
@@ -7,6 +7,10 @@ content); every new seed only samples and decodes.  Takes are written next to th
 a score-family model optionally the first exported take's MIDI file and stems (one WAV per
 track, added to the timeline as muted tracks), all in one output transaction
 (:meth:`ScoringSession.export_with_score_files`).
+
+A plain video opens as a one-clip timeline (in memory: :mod:`diffv2m.plugin.opened`), so the
+selection is always an ``otio.opentime.TimeRange`` at :attr:`ScoringSession.rate`; it becomes
+seconds and frames only where features are computed.
 """
 from __future__ import annotations
 
@@ -19,10 +23,10 @@ from typing import Any
 from diffv2m.errors import UserError
 from diffv2m.cache import default_cache_dir
 from diffv2m.jobs import video_conditions, write_take
+from diffv2m.plugin.opened import (MOSTLY_BLACK, VIDEO_SUFFIXES, open_media,  # noqa: F401 (API)
+                                   selection_warnings, video_as_timeline)
 from diffv2m.progress import Progress
 from diffv2m.synthesis import Backend, Conditions, Settings, Take, synthesise
-
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".m4v", ".webm", ".mxf", ".mpg", ".mpeg"}
 
 
 @dataclass
@@ -52,9 +56,12 @@ class ScoringSession:
         self.media_root = Path(media_root) if media_root else None
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir() / "features"
         self.take_dir = Path(take_dir) if take_dir else self.path.parent
-        self.is_video = self.path.suffix.lower() in VIDEO_SUFFIXES
-        self.timeline = None
-        self.selection = None           # otio TimeRange (timeline) or (start, end) seconds (video)
+        #: the opened file: a timeline, or a plain video as a one-clip timeline in memory
+        self.opened = open_media(self.path, rate=rate, media_root=self.media_root)
+        self.is_video = self.opened.kind == "video"
+        self.timeline = self.opened.timeline
+        self.info = getattr(self.opened, "info", None)    # a plain video's probe
+        self.selection = None           # otio TimeRange at self.rate
         self.takes: list[TakeRecord] = []
         #: What the selection's picture lacks (mostly black, title stand-ins, no start
         #: timecode...): shown by the CLI on stderr and by the panel in its status, and
@@ -63,71 +70,47 @@ class ScoringSession:
         self._conditions: Conditions | None = None
         self._conditions_cls: int | None = None      # the class the conditions were made for
         self._source = None
-        if self.is_video:
-            from diffv2m import media
-            self.info = media.probe(self.path)
-            self.select_seconds(0.0, self.info.duration)
-        else:
-            from diffv2m.plugin.timeline import load_timeline
-            self.timeline = load_timeline(self.path, rate=rate, media_root=self.media_root)
-            if not any(t.find_clips() for t in self.timeline.video_tracks()):
-                raise UserError(f"{self.path}: the timeline has no video clips (only audio or "
-                                "empty tracks): there is no picture to score")
+        first = self.opened.initial_selection()
+        if first is not None:
+            self._set(first)
 
     # -- selection -------------------------------------------------------------------------
     @property
+    def kind(self) -> str:
+        """``"timeline"`` or ``"video"``: what was opened (for display)."""
+        return self.opened.kind
+
+    @property
     def rate(self) -> float:
-        if self.is_video:
-            return float(self.info.fps or 24.0)
-        from diffv2m.plugin.timeline import timeline_rate
-        return timeline_rate(self.timeline)
+        return self.opened.rate
 
     def select(self, **kw: Any) -> None:
-        """Timeline selection: ``range=(in, out)`` | ``marker=NAME`` | ``clips=[...]``, ``track=N``."""
-        if self.is_video:
-            rng = kw.get("range")
-            if rng is None:
-                raise UserError(f"{self.path}: a plain video takes a time range only")
-            self.select_seconds(*rng)
-            return
-        from diffv2m.plugin.timeline import resolve_segments, select
-        from diffv2m.plugin.timeline_source import TimelineFrameSource
-        sel = select(self.timeline, **{"name": str(self.path), **kw})
-        segments = resolve_segments(self.timeline, sel, timeline_path=self.path,
-                                    media_root=self.media_root)
-        self._set(sel, TimelineFrameSource(segments))
-        self.warnings = selection_warnings(segments)
+        """``range=(in, out)`` | ``marker=NAME`` | ``clips=[...]``, ``track=N``; none: all.
+
+        In/out are timecode (record TC), frames or seconds strings, or RationalTimes."""
+        self._set(self.opened.select(**kw))
 
     def select_seconds(self, start: float, end: float) -> None:
-        if self.is_video:
-            from diffv2m import media
-            if not (0 <= start < end):
-                raise UserError(f"{self.path}: empty selection {start:.3f}-{end:.3f} s")
-            if start >= self.info.duration:
-                raise UserError(f"{self.path}: selection starts past the end "
-                                f"({start:.3f} s > {self.info.duration:.3f} s)")
-            end = min(end, self.info.duration)
-            self._set((start, end), media.FileFrameSource(self.path, start=start, end=end))
-            self.warnings = []
-        else:
-            import opentimelineio as otio
-            r = self.rate
-            self.select(range=(otio.opentime.RationalTime(round(start * r), r),
-                               otio.opentime.RationalTime(round(end * r), r)))
+        self._set(self.opened.select_seconds(start, end))
 
-    def _set(self, selection: Any, source: Any) -> None:
+    def _set(self, selection: Any) -> None:
+        source, warnings = self.opened.frame_source(selection)
         if selection != self.selection:
             self._conditions = None
         self.selection, self._source = selection, source
+        self.warnings = warnings
 
     @property
     def selection_seconds(self) -> tuple[float, float]:
         if self.selection is None:
             raise UserError(f"{self.path}: nothing is selected")
-        if self.is_video:
-            return self.selection
-        start = self.selection.start_time.to_seconds()
-        return start, start + self.selection.duration.to_seconds()
+        return self.opened.seconds(self.selection)
+
+    @property
+    def picture_file(self) -> tuple[Path, float, float] | None:
+        """``(file, start, duration)`` when the selection's picture is one file's range (a
+        plain video), else None (a timeline's picture is composited)."""
+        return None if self.selection is None else self.opened.picture_file(self.selection)
 
     # -- generation ------------------------------------------------------------------------
     def conditions(self, settings: Settings, progress: Progress | None = None) -> Conditions:
@@ -178,21 +161,7 @@ class ScoringSession:
     def media_files(self) -> list[Path]:
         """Every existing media file the timeline references (all tracks, every reference of
         every clip) or the video itself: the inputs no output of a job may overwrite."""
-        if self.is_video:
-            return [self.path]
-        import opentimelineio as otio
-        from diffv2m.plugin.timeline import _Resolver, timeline_rate
-        resolver = _Resolver(self.timeline, self.path, self.media_root, timeline_rate(self.timeline))
-        found = []
-        for clip in self.timeline.find_clips():
-            for ref in clip.media_references().values():
-                if not isinstance(ref, otio.schema.ExternalReference):
-                    continue
-                try:
-                    found.append(resolver.media_path(clip, ref))
-                except UserError:
-                    pass                            # unresolvable: nothing there to overwrite
-        return found
+        return self.opened.media_files()
 
     def provenance(self, start: float, end: float) -> dict[str, Any]:
         """What produced a take: recorded in the WAV and in the exported timeline."""
@@ -213,7 +182,6 @@ class ScoringSession:
         ``final_path``, and a metadata sidecar the format needs joins ``transaction``.
         ``stems`` (``{track: wav}`` at their final paths, see :meth:`write_score_files`): one
         muted "Diff-V2M <track>" audio track each."""
-        import opentimelineio as otio
         from diffv2m.plugin.timeline_writer import write_scored_timeline
         takes = self.export_records(takes)
         if not takes:
@@ -221,20 +189,13 @@ class ScoringSession:
         out_path = Path(out_path)
         if out_path.resolve() == self.path.resolve():
             raise UserError(f"{out_path}: refusing to overwrite the original timeline")
-        if self.is_video:
-            timeline = video_as_timeline(self.path, self.info)
-            start, end = self.selection_seconds
-            r = self.rate
-            sel = otio.opentime.TimeRange(otio.opentime.RationalTime(round(start * r), r),
-                                          otio.opentime.RationalTime(round((end - start) * r), r))
-        else:
-            timeline, sel = self.timeline, self.selection
+        timeline, sel = self.timeline, self.opened.export_range(self.selection)
         first = takes[0].take
         meta = {**first.metadata(), **self.provenance(*self.selection_seconds),
                 "takes": [t.take.metadata() for t in takes]}
         write_scored_timeline(timeline, sel, [t.path for t in takes], out_path, metadata=meta,
                               takes_as=takes_as, sample_rate=first.sample_rate,
-                              input_path=None if self.is_video else self.path,
+                              input_path=self.opened.input_path,
                               final_path=final_path, transaction=transaction, stems=stems)
         return out_path
 
@@ -249,11 +210,12 @@ class ScoringSession:
         """Check the MIDI path and the stems folder (:func:`diffv2m.score.files.check_outputs`;
         ``replace_stems``: a folder holding only an earlier export's stems may be written
         over) and declare them as outputs of ``transaction``; returns the stem paths."""
+        from diffv2m.families import check_outputs as check_family_outputs, family_of
         from diffv2m.score.files import check_outputs, stem_paths
-        from diffv2m.generation_options import refuse_score_options
-        cfg = getattr(self.backend, "config", None)
-        refuse_score_options(getattr(cfg, "name", ""), getattr(cfg, "latent_family", "score"),
-                             {"--midi": midi, "--stems": stems})
+        cfg = getattr(self.backend, "config", None)       # None: the caller checks the model
+        if cfg is not None:
+            check_family_outputs(family_of(cfg), midi=midi,
+                                 stems=stem_paths(stems) if stems is not None else None)
         reuse = replace_stems and stems is not None and holds_only_stems(stems)
         check_outputs(midi, None if reuse else stems)
         if midi is not None:
@@ -268,27 +230,24 @@ class ScoringSession:
     def write_score_files(self, record: TakeRecord, transaction, *,
                           midi: str | os.PathLike | None = None,
                           stems: dict[str, Path] | None = None) -> None:
-        """``record``'s MIDI file and stems (rendered now, one WAV per track, the mix's length)
-        into the temporaries :meth:`declare_score_files` made; the stems are published at
-        once (the timeline writer reads them back; the transaction's abort takes them back)."""
-        score = record.take.score
-        if score is None:
-            raise UserError(f"{midi or next(iter((stems or {}).values()), '')}: MIDI and stems "
-                            "come from a score-family model (--model score)")
-        if midi is not None:
-            from diffv2m.score.files import write_midi_file
-            from diffv2m.score.take import midi_file_bytes
-            write_midi_file(transaction.temporary(midi), midi_file_bytes(score))
-        if stems:
-            from diffv2m.score.files import write_stems
-            from diffv2m.score.take import render_track_stems
-            audio = render_track_stems(score, record.take.sample_rate)
-            meta = {**record.take.metadata(), **self.provenance(*self.selection_seconds),
-                    "take_path": str(record.path)}
-            write_stems({t: transaction.temporary(p) for t, p in stems.items()}, audio,
-                        record.take.sample_rate, meta)
-            for p in stems.values():
-                transaction.publish(p)
+        """``record``'s MIDI file and stems (one WAV per track, the mix's length; rendered now
+        when the take was made without them) into the temporaries :meth:`declare_score_files`
+        made, by the model's family; the stems are published at once (the timeline writer
+        reads them back; the transaction's abort takes them back)."""
+        from diffv2m.families import check_outputs as check_family_outputs, family_of
+        take = record.take
+        fam = family_of(self.backend.config)
+        check_family_outputs(fam, midi=midi, stems=stems)
+        if stems and take.stems is None:
+            from diffv2m.score.render import render_stems
+            take.stems = render_stems(take.score, sample_rate=take.sample_rate)
+        meta = {**take.metadata(), **self.provenance(*self.selection_seconds),
+                "take_path": str(record.path)}
+        fam.write_outputs(take, midi=transaction.temporary(midi) if midi is not None else None,
+                          stems={t: transaction.temporary(p) for t, p in stems.items()}
+                          if stems else None, metadata=meta)
+        for p in (stems or {}).values():
+            transaction.publish(p)
 
     def export_with_score_files(self, out_path: str | os.PathLike,
                                 takes: list[TakeRecord] | None = None, *,
@@ -315,13 +274,7 @@ class ScoringSession:
 
     def export_preview(self, record: TakeRecord, out_mp4: str | os.PathLike) -> Path:
         """The selection's picture with a take's music, as an H.264/AAC MP4."""
-        from diffv2m import media
-        start, end = self.selection_seconds
-        if self.is_video:
-            media.mux(self.path, record.path, out_mp4, start=start, end=end)
-        else:
-            from diffv2m.plugin.preview import render_preview
-            render_preview(self._source, record.path, out_mp4, fps=self.rate)
+        self.opened.preview(self._source, self.selection, record.path, Path(out_mp4))
         return Path(out_mp4)
 
 
@@ -333,33 +286,9 @@ def holds_only_stems(folder: str | os.PathLike) -> bool:
     return folder.is_dir() and all(p.is_file() and p.name in names for p in folder.iterdir())
 
 
-#: A selection with more than this share of black or missing picture is reported.
-MOSTLY_BLACK = 0.5
-
-
-def selection_warnings(segments) -> list[str]:
-    """Warnings about a resolved selection's picture (see ``ScoringSession.warnings``)."""
-    out = []
-    frac = segments.black_fraction() if hasattr(segments, "black_fraction") else 0.0
-    if frac > MOSTLY_BLACK:
-        out.append(f"{frac:.0%} of the selection has no picture (gaps, disabled clips or black "
-                   "generators): the music follows a black screen there")
-    out += list(getattr(segments, "notes", []))
-    return out
-
-
-def video_as_timeline(path: Path, info: Any):
-    """A one-clip timeline over a plain video, so a video's takes export like a timeline's."""
-    import opentimelineio as otio
-    r = float(info.fps or 24.0)
-    dur = otio.opentime.RationalTime(round(info.duration * r), r)
-    ref = otio.schema.ExternalReference(
-        target_url=path.resolve().as_uri(),
-        available_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, r), dur))
-    clip = otio.schema.Clip(name=path.stem, media_reference=ref,
-                            source_range=otio.opentime.TimeRange(otio.opentime.RationalTime(0, r), dur))
-    track = otio.schema.Track(name="V1", kind=otio.schema.TrackKind.Video, children=[clip])
-    tl = otio.schema.Timeline(name=path.stem, tracks=[track])
-    tl.global_start_time = otio.opentime.RationalTime(0, r)
-    return tl
-
+def holds_only_stems(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` is a folder holding nothing but stem files (an earlier export's)."""
+    from diffv2m.score.files import stem_paths
+    folder = Path(folder)
+    names = {p.name for p in stem_paths(folder).values()}
+    return folder.is_dir() and all(p.is_file() and p.name in names for p in folder.iterdir())

@@ -48,7 +48,7 @@ Compositing rules used by :func:`resolve_segments`:
   the file's first frame is, in order: the reference's ``available_range.start_time`` when
   the clip's source start lies inside that range (what FCP 7/FCPX XML, AAF, Kdenlive and
   OTIO files give); else the media's own embedded start timecode
-  (:func:`diffv2m.media.start_timecode`: the video stream's or a QuickTime ``tmcd``
+  (:func:`diffv2m.media_timecode.start_timecode`: the video stream's or a QuickTime ``tmcd``
   track's ``timecode`` tag; what EDLs need); else 0, and where the source time is past an
   hour a note says the media has no start timecode (source time is then taken as time from
   the file's first frame).
@@ -767,9 +767,9 @@ def _embedded_start(path: Path) -> RationalTime | None:
         return None
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _START_TC:
-        from diffv2m import media
+        from diffv2m.media_timecode import start_timecode
         try:
-            found = media.start_timecode(path)
+            found = start_timecode(path)
         except UserError:
             found = None
         value = None

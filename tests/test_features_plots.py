@@ -2,7 +2,7 @@
 import numpy as np
 
 from diffv2m.features import plots, rhythm
-from diffv2m.features.cues import cut_indicator
+from diffv2m.features.cuts_motion import cut_indicator
 from diffv2m.features.video import VideoFeatures
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from diffv2m.evaluate import transcription as T
+from diffv2m.evaluate.note_f1 import intervals_f1
 from diffv2m.score.events import Note
 
 judge = pytest.mark.skipif(T.available() is not None, reason=str(T.available()))
@@ -22,14 +23,14 @@ def test_note_f1_onset_tolerance_and_pitch():
     mir_eval = pytest.importorskip("mir_eval")  # noqa: F841
     ref = [Note("melody", 60 + i, 0.5 * i, 0.5 * i + 0.3, 90) for i in range(8)]
     ri, rp = T.score_notes(ref)
-    assert T.note_f1(ri, rp, ri, rp)["f1"] == pytest.approx(1.0)
-    assert T.note_f1(ri, rp, ri + 0.03, rp)["f1"] == pytest.approx(1.0)      # within 50 ms
-    assert T.note_f1(ri, rp, ri + 0.08, rp)["f1"] == pytest.approx(0.0)      # outside
-    assert T.note_f1(ri, rp, ri, rp + 1)["f1"] == pytest.approx(0.0)         # wrong pitch
-    half = T.note_f1(ri, rp, ri[:4], rp[:4])
+    assert intervals_f1(ri, rp, ri, rp)["f1"] == pytest.approx(1.0)
+    assert intervals_f1(ri, rp, ri + 0.03, rp)["f1"] == pytest.approx(1.0)      # within 50 ms
+    assert intervals_f1(ri, rp, ri + 0.08, rp)["f1"] == pytest.approx(0.0)      # outside
+    assert intervals_f1(ri, rp, ri, rp + 1)["f1"] == pytest.approx(0.0)         # wrong pitch
+    half = intervals_f1(ri, rp, ri[:4], rp[:4])
     assert half["precision"] == pytest.approx(1.0) and half["recall"] == pytest.approx(0.5)
-    assert T.note_f1(ri, rp, np.zeros((0, 2)), [])["f1"] == 0.0
-    assert T.note_f1(np.zeros((0, 2)), [], np.zeros((0, 2)), [])["f1"] is None
+    assert intervals_f1(ri, rp, np.zeros((0, 2)), [])["f1"] == 0.0
+    assert intervals_f1(np.zeros((0, 2)), [], np.zeros((0, 2)), [])["f1"] is None
     drums = ref + [Note("drums", 36, 0.0, 0.1, 100)]
     assert len(T.score_notes(drums)[1]) == 8 and len(T.score_notes(drums, with_drums=True)[1]) == 9
 

@@ -13,20 +13,26 @@ from diffv2m.score.roll import (FRAME, ONSET, VELOCITY, end_frame, notes_to_roll
 RATE = 24.0
 
 
+def arranged_piece(name: str, seed: int, quarters: float = 24):
+    """``(piece, arrangement)``: a real corpus piece as the builder arranges ``quarters``
+    quarter notes of it from its first downbeat (a tempo by seed); skips without the piece."""
+    try:
+        piece = music.load_piece(name)
+    except Exception as exc:                        # pragma: no cover - corpus layout
+        pytest.skip(f"{name}: {exc}")
+    rng = np.random.default_rng(seed)
+    us = music.choose_tempo(piece, rng)
+    span = (piece.first_downbeat_ql, min(piece.length_ql, piece.first_downbeat_ql + quarters))
+    return piece, music.arrange(piece, rng, span, us)
+
+
 @pytest.fixture(scope="module")
 def corpus_notes():
     """The exact notes of two real corpus pieces (a 4-voice chorale, a fiddle tune) as the
     builder arranges them, drums included."""
     out = []
     for name, seed in (("bach/bwv10.7.mxl", 3), ("ryansMammoth/7thRegimentReel.abc", 5)):
-        try:
-            piece = music.load_piece(name)
-        except Exception as exc:                        # pragma: no cover - corpus layout
-            pytest.skip(f"{name}: {exc}")
-        rng = np.random.default_rng(seed)
-        us = music.choose_tempo(piece, rng)
-        span = (piece.first_downbeat_ql, min(piece.length_ql, piece.first_downbeat_ql + 24))
-        arr = music.arrange(piece, rng, span, us)
+        piece, arr = arranged_piece(name, seed)
         arr.drums = "drive"
         out.append((piece, arr, scores.arrangement_notes(piece, arr)))
     return out
@@ -93,9 +99,11 @@ def test_repeated_notes_stay_separate():
 def test_decoding_rule_on_probabilities():
     P = 128
     prob = np.zeros((4, 3, P, 20), np.float32)
-    # an onset smeared over two frames -> one note at the peak; sustain until frame < 0.5
+    # an onset smeared over two frames -> one note at the peak; sustain until frame < 0.3;
+    # a soft bump of the onset inside the held note (< 0.7) does not strike it again
     prob[0, ONSET, 64, 3:5] = [0.6, 0.9]
-    prob[0, FRAME, 64, 3:10] = [0.9, 0.9, 0.8, 0.7, 0.6, 0.51, 0.49]
+    prob[0, ONSET, 64, 6] = 0.6
+    prob[0, FRAME, 64, 3:10] = [0.9, 0.9, 0.8, 0.7, 0.6, 0.31, 0.29]
     prob[0, VELOCITY, 64, 4] = 0.5
     # below threshold: nothing
     prob[1, ONSET, 50, 2] = 0.49
@@ -108,6 +116,12 @@ def test_decoding_rule_on_probabilities():
                    Note("drums", 36, 7 / RATE, 8 / RATE, 127)]
     # thresholds are parameters of the rule
     assert len(roll_to_notes(prob, rate=RATE, onset_threshold=0.4)) == 3
+    split = roll_to_notes(prob, rate=RATE, reonset_threshold=0.55)
+    assert [(n.pitch, n.start * RATE, n.end * RATE) for n in split if n.track == "melody"] == \
+        [(64, 4, 6), (64, 6, 9)]
+    # a re-onset above 0.7 strikes the held note again
+    prob[0, ONSET, 64, 6] = 0.75
+    assert len([n for n in roll_to_notes(prob, rate=RATE) if n.track == "melody"]) == 2
     # pitch_low shifts pitches of a cropped roll
     assert roll_to_notes(prob[:, :, 24:], rate=RATE, pitch_low=24)[0].pitch == 64
 
@@ -185,4 +199,40 @@ def test_monophonic_keeps_the_most_probable_note_and_cuts_overlaps():
     assert len([n for n in mono if n.track == "bass"]) == 1
     sc = score_from_probabilities(prob, duration=1.0, rate=RATE, pitch_low=0, cls=1)
     assert [n.pitch for n in sc.notes if n.track == "melody"] == [64, 67]
-    assert sc.ensemble.name in ("piano", "woodwinds") and sc.duration == 1.0   # moderate class
+    assert sc.ensemble.name in ("piano", "pastoral") and sc.duration == 1.0   # moderate class
+
+
+def test_hold_lengthens_blips_but_never_past_a_new_strike():
+    from diffv2m.score.take import MIN_HELD_FRAMES, hold
+    assert MIN_HELD_FRAMES == 4
+    f = 1 / RATE
+    notes = [Note("melody", 60, 0.0, f, 90),               # a one-frame blip -> 4 frames
+             Note("bass", 40, 0.0, f, 90), Note("bass", 40, 2 * f, 3 * f, 90),  # re-struck at 2
+             Note("accompaniment", 55, 0.0, 10 * f, 70),   # long already: unchanged
+             Note("drums", 36, 0.0, f, 100)]               # drums are hits: unchanged
+    got = {(n.track, n.start): n.end for n in hold(notes, rate=RATE)}
+    assert np.isclose(got[("melody", 0.0)], 4 * f)
+    assert np.isclose(got[("bass", 0.0)], 2 * f) and np.isclose(got[("bass", 2 * f)], 6 * f)
+    assert np.isclose(got[("accompaniment", 0.0)], 10 * f) and np.isclose(got[("drums", 0.0)], f)
+
+
+def test_an_accompaniment_unison_with_the_melody_or_bass_is_dropped():
+    from diffv2m.score.take import drop_unisons
+    f = 1 / RATE
+    notes = [Note("melody", 64, 0.0, 4 * f, 90), Note("accompaniment", 64, f, 5 * f, 70),
+             Note("accompaniment", 60, 0.0, 4 * f, 70),                 # a chord tone: kept
+             Note("accompaniment", 64, 3 * f, 6 * f, 70),               # two frames later: kept
+             Note("bass", 40, 0.0, 4 * f, 80), Note("accompaniment", 40, 0.0, 4 * f, 70)]
+    kept = [(n.track, n.pitch, round(n.start * RATE)) for n in drop_unisons(notes, rate=RATE)]
+    assert kept == [("melody", 64, 0), ("accompaniment", 60, 0), ("accompaniment", 64, 3),
+                    ("bass", 40, 0)]
+
+
+def test_the_mood_table_names_ensembles_that_exist():
+    from diffv2m.score.take import MOOD_ENSEMBLES, ORCHESTRATIONS, ensemble, ensemble_names
+    for name in MOOD_ENSEMBLES.values():
+        ens = ensemble(name)
+        assert set(ens.programs) == {"melody", "accompaniment", "bass"}
+        assert all(0 <= p < 128 for p in ens.programs.values())
+    assert set(ORCHESTRATIONS) <= set(ensemble_names()) and "strings" in ensemble_names()
+    assert ensemble("strings").programs == {"melody": 40, "accompaniment": 41, "bass": 42}

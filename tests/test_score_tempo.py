@@ -101,16 +101,11 @@ def test_estimate_on_real_corpus_arrangements_on_the_roll_grid(name, seed):
     """The corpus's own arrangements of real pieces (its exact tempo known), quantised to the
     roll grid as the model sees them: the estimate is within 2 % (on 40 pieces: 40/40 within
     4 %, the worst 0.7 % off)."""
-    from diffv2m.data import music, scores
+    from test_score_roll import arranged_piece
+
+    from diffv2m.data import scores
     from diffv2m.score.roll import quantise
-    try:
-        piece = music.load_piece(name)
-    except Exception as exc:                        # pragma: no cover - corpus layout
-        pytest.skip(f"{name}: {exc}")
-    rng = np.random.default_rng(seed)
-    us = music.choose_tempo(piece, rng)
-    span = (piece.first_downbeat_ql, min(piece.length_ql, piece.first_downbeat_ql + 64))
-    arr = music.arrange(piece, rng, span, us)
+    piece, arr = arranged_piece(name, seed, quarters=64)
     notes = scores.clip_score(scores.arrangement_notes(piece, arr), scores.ensemble_of(piece, arr),
                               0.0, 12.0).notes
     got = estimate_tempo(quantise(notes, int(12 * FRAME_RATE)), 12.0)

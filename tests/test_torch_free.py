@@ -9,7 +9,7 @@ from torch_blocker import run_without_torch
 
 TORCH_FREE = [
     "diffv2m.cli", "diffv2m.config", "diffv2m.diffusion", "diffv2m.synthesis", "diffv2m.jobs",
-    "diffv2m.media", "diffv2m.features.colour", "diffv2m.features.cues",
+    "diffv2m.media", "diffv2m.features.colour", "diffv2m.features.cuts_motion",
     "diffv2m.features.rhythm", "diffv2m.features.video", "diffv2m.features.semantic",
     "diffv2m.plugin.session", "diffv2m.plugin.score_cli", "diffv2m.plugin.timeline",
     "diffv2m.plugin.timeline_source", "diffv2m.plugin.timeline_writer",
@@ -19,7 +19,8 @@ TORCH_FREE = [
     "diffv2m.evaluate.alignment", "diffv2m.evaluate.distribution", "diffv2m.evaluate.embeddings",
     "diffv2m.evaluate.rhythm_metrics", "diffv2m.evaluate.recon_metrics", "diffv2m.evaluate.cli",
     "diffv2m.score.events", "diffv2m.score.midi", "diffv2m.score.render",
-    "diffv2m.evaluate.transcription", "diffv2m.evaluate.symbolic",
+    "diffv2m.evaluate.transcription", "diffv2m.evaluate.symbolic", "diffv2m.evaluate.note_f1",
+    "diffv2m.media_timecode", "diffv2m.data.clip_features",
 ]
 _PKG = Path(__file__).resolve().parents[1] / "diffv2m"
 #: every module of these folders, found on disk (a new one is checked without being listed)

@@ -141,6 +141,72 @@ def test_kill_between_weights_and_state_json_resumes_from_the_weights(tmp_path):
     assert fresh_opt.state_dict()["state"][0]["step"].item() == 2
 
 
+def _autoencoder_args(manifest, run, config="tiny.json", extra=()):
+    return ["train", "autoencoder", str(manifest), "--run-dir", str(run), "--config",
+            str(manifest.parent / config), "--steps", "4", "--batch-size", "2",
+            "--segment-seconds", "0.5", "--save-every", "2", "--val-samples", "0", *extra]
+
+
+def _tensors(path):
+    from safetensors import safe_open
+    with safe_open(str(path), "pt") as f:
+        return f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+
+
+@pytest.fixture(scope="module")
+def score_corpus(tmp_path_factory):
+    return tiny_corpus.build_score(tmp_path_factory.mktemp("score_corpus"))
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize("trainer", ["autoencoder", "score autoencoder", "prior"])
+def test_interrupted_and_resumed_run_equals_the_uninterrupted_one(
+        trainer, corpus, score_corpus, autoencoder, tmp_path, monkeypatch):
+    """Every trainer runs through train/loop.py: stopped one step past its step-2 checkpoint
+    and started again, it runs steps 3 and 4 and ends with the uninterrupted run's loss
+    log, checkpoint (model, EMA, optimiser) and exported EMA weights, bit for bit."""
+    from diffv2m.train.state import LossLog
+
+    def args(run):
+        if trainer == "prior":
+            return _prior_args(corpus, autoencoder, run, 4)
+        if trainer == "score autoencoder":
+            return _autoencoder_args(score_corpus, run, "tiny_score.json",
+                                     ("--segment-seconds", "2", "--transpose", "2"))
+        return _autoencoder_args(corpus, run)
+    export = "model.safetensors" if trainer == "prior" else "autoencoder.safetensors"
+    ref, run = tmp_path / "uninterrupted", tmp_path / "resumed"
+    assert cli(args(ref)) == 0
+
+    write, written, stop_after = LossLog.write, [], [3]
+
+    def write_then_stop(self, row):
+        write(self, row)
+        written.append(row["step"])
+        if row["step"] in stop_after:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(LossLog, "write", write_then_stop)
+    assert cli(args(run)) == 130                          # interrupted at step 3
+    assert json.loads((run / "state.json").read_text())["step"] == 2
+    assert not (run / export).exists()
+    written.clear()
+    stop_after.clear()
+    assert cli(args(run)) == 0
+    assert written == [3, 4], "the second run did not resume from the step-2 checkpoint"
+
+    assert (run / "loss.jsonl").read_bytes() == (ref / "loss.jsonl").read_bytes()
+    for name in ("last.safetensors", export):
+        meta_a, a = _tensors(ref / name)
+        meta_b, b = _tensors(run / name)
+        assert a.keys() == b.keys() and len(a) > 0
+        for k in a:
+            assert torch.equal(a[k], b[k]), f"{name}: {k}"
+        if name == export:
+            assert meta_a == meta_b
+    state = [json.loads((r / "state.json").read_text()) for r in (ref, run)]
+    assert state[0]["optimizer"] == state[1]["optimizer"] and state[1]["step"] == 4
+
+
 @pytest.mark.numerics
 def test_torchrun_ddp_two_cpu_processes_matches_single_process(corpus, autoencoder, tmp_path):
     one = tmp_path / "one"

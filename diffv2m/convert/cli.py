@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..config import add_config_option
 from ..errors import UserError
 
 
@@ -22,9 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("--use-ema", action="store_true",
                    help="take the DiT from the EMA copy (the published inference uses the online "
                         "weights, the default)")
-    o.add_argument("--config", default=None,
-                   help="target config (name or JSON); default: the paper config with the "
-                        "released rhythm->emotion wiring")
+    add_config_option(o, None, "target config (name or JSON); default: the paper config with "
+                               "the released rhythm->emotion wiring")
     return p
 
 

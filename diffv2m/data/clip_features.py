@@ -1,54 +1,54 @@
-"""Every clip's training features, cached by content (``diffv2m features extract`` and the
+"""Every clip's training features, in the feature cache (``diffv2m features extract`` and the
 trainers use this; the command itself is :mod:`diffv2m.data.features_cli`).
 
 For each clip: the video features (:func:`diffv2m.features.video.compute_video_features`)
 and the ground-truth low-resolution ODF of its music (:func:`diffv2m.features.rhythm.odf_lowres`),
-saved together as ``<cache>/<content-hash>.npz``.  The key hashes the clip's video and audio
-bytes and the extraction parameters, so re-running is a no-op and edited clips are redone.
+one entry of the feature cache (:mod:`diffv2m.features.feature_cache`), the ODF an extra
+array ``odf`` of it.  The key hashes the clip's video and audio bytes and the extraction
+parameters, so re-running is a no-op and edited clips are redone.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import atomic_path
+from ..cache import file_sha256
 from ..errors import UserError
+from ..features import feature_cache
+from ..features.video import VideoFeatures
 from .manifest import read_manifest
 
-FEATURES_VERSION = 2     # 2: + the frame-level motion curve (the DiT's cue track)
+ODF = "odf"
 
 
-def clip_key(clip: dict, image_size: int, sample_rate: int) -> str:
-    h = hashlib.sha256(f"v{FEATURES_VERSION}:{image_size}:{sample_rate}".encode())
-    for key in ("video", "audio"):
-        with open(clip[key], "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-    return h.hexdigest()[:32]
+def clip_entry(clip: dict, cache_dir: Path, *, image_size: int, sample_rate: int) -> Path:
+    """Where a clip's entry lies: keyed by its video's bytes, and by its audio's bytes and
+    rate for the ODF."""
+    return feature_cache.entry_path(
+        cache_dir, f"video-sha256:{file_sha256(clip['video'])}", image_size=int(image_size),
+        analysis_fps=None, odf={"audio_sha256": file_sha256(clip["audio"]),
+                                "sample_rate": int(sample_rate)})
 
 
-def extract_clip(clip: dict, cache_dir: Path, *, image_size: int, sample_rate: int) -> Path:
-    """Features of one clip, computed unless already cached; returns the .npz path."""
+def clip_features(clip: dict, cache_dir: Path, *, image_size: int, sample_rate: int
+                  ) -> tuple[Path, VideoFeatures, np.ndarray]:
+    """A clip's entry, its video features and its music's ODF (float32 ``[T]``), computed
+    and written unless already cached."""
+    path = clip_entry(clip, cache_dir, image_size=image_size, sample_rate=sample_rate)
+    hit = feature_cache.read_entry(path, image_size=image_size, extra=(ODF,))
+    if hit is not None:
+        return path, hit[0], hit[1][ODF]
     from .. import media
     from ..features import rhythm, video
-    out = cache_dir / f"{clip_key(clip, image_size, sample_rate)}.npz"
-    if out.exists():
-        return out
     feats = video.compute_video_features(media.FileFrameSource(clip["video"]),
                                          image_size=image_size)
     audio = media.read_audio(clip["audio"], sample_rate, mono=True)[0]
-    odf = rhythm.odf_lowres(audio, sample_rate, seconds=feats.seconds)
-    with atomic_path(out) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, frames_1fps=feats.frames_1fps, colour=feats.colour.astype(np.float16),
-                     scene_cut=feats.scene_cut, motion=feats.motion, cut_times=feats.cut_times,
-                     motion_times=feats.motion_curve[0],
-                     motion_values=feats.motion_curve[1].astype(np.float32),
-                     odf=odf.astype(np.float32), duration=np.float64(feats.duration))
-    return out
+    odf = rhythm.odf_lowres(audio, sample_rate, seconds=feats.seconds).astype(np.float32)
+    feature_cache.write_entry(path, feats, {ODF: odf})
+    return path, feats, odf
 
 
 def extract_manifest(manifest: Path, cache_dir: Path, *, image_size: int = 64,
@@ -72,8 +72,8 @@ def extract_manifest(manifest: Path, cache_dir: Path, *, image_size: int = 64,
         with cli_progress(disable=not progress) as report:
             for k, clip in enumerate(clips):
                 report("features", k, len(clips))
-                paths.append(extract_clip(clip, cache_dir, image_size=image_size,
-                                          sample_rate=sample_rate))
+                paths.append(clip_features(clip, cache_dir, image_size=image_size,
+                                           sample_rate=sample_rate)[0])
             report("features", len(clips), len(clips))
         index = {c["id"]: p.name for c, p in zip(clips, paths)}
         with atomic_path(cache_dir / "index.json") as tmp:

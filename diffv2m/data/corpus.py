@@ -38,18 +38,27 @@ BUILDER_VERSION = 1
 
 
 @dataclass(frozen=True)
-class Settings:
+class CorpusSettings:
+    """What a corpus is built with (``DIR/corpus.json``): the seed and the clips' format,
+    ``size`` the frame (width, height) as ``corpus build --size`` gives it."""
     seed: int
     clip_seconds: float = 10.0
     sample_rate: int = 24000
     fps: float = 24.0
-    width: int = 128
-    height: int = 72
+    size: tuple[int, int] = (128, 72)
 
     def to_dict(self) -> dict:
+        """The ``corpus.json`` form (the size as ``width`` and ``height``)."""
         return {"version": BUILDER_VERSION, "seed": self.seed, "clip_seconds": self.clip_seconds,
-                "sample_rate": self.sample_rate, "fps": self.fps, "width": self.width,
-                "height": self.height}
+                "sample_rate": self.sample_rate, "fps": self.fps, "width": self.size[0],
+                "height": self.size[1]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CorpusSettings":
+        """Read back what :meth:`to_dict` wrote (``KeyError``/``ValueError`` when it is not)."""
+        return cls(seed=int(d["seed"]), clip_seconds=float(d["clip_seconds"]),
+                   sample_rate=int(d["sample_rate"]), fps=float(d["fps"]),
+                   size=(int(d["width"]), int(d["height"])))
 
 
 @dataclass
@@ -78,7 +87,7 @@ def _r(ts) -> list[float]:
 
 
 # ----------------------------------------------------------------------------- planning
-def plan_piece(settings: Settings, index: int, name: str) -> PiecePlan | None:
+def plan_piece(settings: CorpusSettings, index: int, name: str) -> PiecePlan | None:
     """Everything about one piece's clips except the media; ``None`` if the piece is unusable."""
     try:
         piece = music.load_piece(name)
@@ -128,7 +137,7 @@ def plan_piece(settings: Settings, index: int, name: str) -> PiecePlan | None:
         plan.records.append({
             "id": cid, "video": f"clips/{cid}.mp4", "audio": f"clips/{cid}.wav",
             "duration": float(settings.clip_seconds), "sample_rate": sr, "fps": float(fps),
-            "width": settings.width, "height": settings.height,
+            "width": settings.size[0], "height": settings.size[1],
             "split": split_of(name), "cls": music.class_of(energy), "energy": round(energy, 4),
             "tempo": round(arr.tempo, 3), "mode": piece.mode,
             "beat_times": _r(beats), "downbeat_times": _r(downbeats),
@@ -159,7 +168,7 @@ def clip_complete(out_dir: Path, rec: dict) -> bool:
         return False
 
 
-def render_piece(settings: Settings, plan: PiecePlan, out_dir: Path) -> list[str]:
+def render_piece(settings: CorpusSettings, plan: PiecePlan, out_dir: Path) -> list[str]:
     """Render the piece once and write its incomplete clips; returns the ids written."""
     from .render import write_mp4, write_wav
     todo = [k for k, rec in enumerate(plan.records) if not clip_complete(out_dir, rec)]
@@ -182,8 +191,8 @@ def render_piece(settings: Settings, plan: PiecePlan, out_dir: Path) -> list[str
         seg = audio[:, s0:s0 + n]
         clip[:, :seg.shape[1]] = seg
         clip[:, -len(fade):] *= fade
-        frames = footage.render_footage(plan.shots[k], n_frames, settings.fps, settings.width,
-                                        settings.height, rec["grade"], plan.accents[k])
+        frames = footage.render_footage(plan.shots[k], n_frames, settings.fps, *settings.size,
+                                        rec["grade"], plan.accents[k])
         write_wav(out_dir / rec["audio"], clip, sr)
         write_mp4(out_dir / rec["video"], frames, settings.fps, clip, sr)
         atomic_write_text(_sidecar(out_dir, rec), dumps(rec))
@@ -200,7 +209,7 @@ def _render_job(args) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- build
-def _check_settings(out_dir: Path, settings: Settings) -> None:
+def _check_settings(out_dir: Path, settings: CorpusSettings) -> None:
     path = out_dir / SETTINGS_FILE
     import json
     if path.is_file():
@@ -253,8 +262,8 @@ def build_corpus(out_dir: str | Path, *, minutes: float, seed: int, clip_seconds
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"{out_dir}: exists and is not a folder")
     music.check_tools()
-    settings = Settings(seed=int(seed), clip_seconds=float(clip_seconds),
-                        sample_rate=int(sample_rate), fps=float(fps), width=int(w), height=int(h))
+    settings = CorpusSettings(seed=int(seed), clip_seconds=float(clip_seconds),
+                              sample_rate=int(sample_rate), fps=float(fps), size=(int(w), int(h)))
     (out_dir / "clips").mkdir(parents=True, exist_ok=True)
     _check_settings(out_dir, settings)
     _sweep_partials(out_dir)

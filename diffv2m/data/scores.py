@@ -137,16 +137,13 @@ def write_rolls(out_dir: str | Path, *, progress=None) -> int:
     import json
 
     from ..errors import UserError
-    from .corpus import SETTINGS_FILE, Settings, plan_piece
+    from .corpus import SETTINGS_FILE, CorpusSettings, plan_piece
     from .manifest import read_manifest
     out_dir = Path(out_dir)
     try:
-        s = json.loads((out_dir / SETTINGS_FILE).read_text())
+        settings = CorpusSettings.from_dict(json.loads((out_dir / SETTINGS_FILE).read_text()))
     except (OSError, json.JSONDecodeError):
         raise UserError(f"{out_dir / SETTINGS_FILE}: no readable corpus settings") from None
-    settings = Settings(seed=int(s["seed"]), clip_seconds=float(s["clip_seconds"]),
-                        sample_rate=int(s["sample_rate"]), fps=float(s["fps"]),
-                        width=int(s["width"]), height=int(s["height"]))
     records = read_manifest(out_dir / "manifest.jsonl")
     want = {r["id"] for r in records if not roll_path(out_dir, r).is_file()}
     indices = sorted({int(i.split("-")[0]) for i in want})

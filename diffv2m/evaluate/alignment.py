@@ -40,7 +40,7 @@ Visual beats (:func:`visual_beats`)
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -86,9 +86,6 @@ class BeatScores:
     n_visual: int
     tol: float
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def beat_scores(music_beats, visual_beats, tol: float = DEFAULT_TOL) -> BeatScores:
     """BCS, BHS and F1 of music beats against visual beats (see the module docstring).
@@ -128,9 +125,6 @@ class ShiftBaseline:
     p_value: float
     n_shifts: int
     seed: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def random_shift_baseline(onsets, cuts, duration: float, *, tol: float = DEFAULT_TOL,

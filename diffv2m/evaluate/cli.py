@@ -7,7 +7,7 @@ the clip ``id`` gives the name and its ``video``/``audio`` fields the files, and
 ``cut_times`` are scored as annotated cuts.  For each generated take:
 
 * alignment: music onsets and beats (``diffv2m.features.rhythm``) against the cuts detected in
-  the decoded video (``diffv2m.features.cues``): onset/cut hit rate with its random-shift
+  the decoded video (``diffv2m.features.cuts_motion``): onset/cut hit rate with its random-shift
   baseline, and BCS/BHS of music beats against visual beats (cuts + motion peaks); the same
   numbers for the reference music, as the level the real soundtrack reaches;
 * rhythm: when ``NAME[.take-SEED].odf.npy`` lies beside the take, the predicted per-second ODF
@@ -34,7 +34,7 @@ import math
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -176,24 +176,24 @@ def pair_files(generated: Path, reference: Path | None, videos: Path | None,
 # ----------------------------------------------------------------------------- analysis
 def analyse_video(path: Path, fps: float | None = None) -> dict:
     """Cuts, motion curve and per-second cues of a video (streaming, small frames)."""
-    from ..features import cues
+    from ..features import cuts_motion
     from ..media import iter_frames, probe
 
     info = probe(path)
     if not info.has_video:
         raise UserError(f"{path}: no video stream")
-    an = cues.FrameAnalyser()
+    an = cuts_motion.FrameAnalyser()
     w, h = info.display_width or 64, info.display_height or 64
     scale = 96.0 / max(w, h, 1)
     size = (max(2, int(round(w * scale)) // 2 * 2), max(2, int(round(h * scale)) // 2 * 2))
     for t, frame in iter_frames(path, fps=fps, size=size, info=info):
         an.push(t, frame)
     times, diffs, motion = an.times, an.differences, an.motion
-    cuts = cues.cuts_from_differences(times, diffs)
+    cuts = cuts_motion.cuts_from_differences(times, diffs)
     T = max(1, int(math.ceil(info.duration - 1e-9)))
     return {"duration": float(info.duration), "cuts": cuts, "motion_curve": (times, motion),
-            "seconds": T, "motion_per_second": cues.pseudo_beat(times, motion, T, cuts),
-            "cut_indicator": cues.cut_indicator(cuts, T)}
+            "seconds": T, "motion_per_second": cuts_motion.pseudo_beat(times, motion, T, cuts),
+            "cut_indicator": cuts_motion.cut_indicator(cuts, T)}
 
 
 def read_music(path: Path, sr: int) -> np.ndarray:
@@ -209,13 +209,15 @@ def music_events(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
 def alignment_scores(onsets, beats, duration, cuts, vbeats, args, seed) -> dict:
     base = alignment.random_shift_baseline(onsets, cuts, duration, tol=args.tol,
                                            n_shifts=args.shifts, seed=seed)
-    return {"onset_cut_hit_rate": _clean(base.to_dict()),
-            "beats": _clean(alignment.beat_scores(beats, vbeats, args.tol).to_dict()),
+    return {"onset_cut_hit_rate": _clean(base),
+            "beats": _clean(alignment.beat_scores(beats, vbeats, args.tol)),
             "n_onsets": int(len(onsets)), "n_beats": int(len(beats)), "n_cuts": int(len(cuts))}
 
 
 def _clean(x):
-    """JSON-safe copy: NaN/inf -> None, numpy -> Python."""
+    """JSON-safe copy: NaN/inf -> None, numpy -> Python, a dataclass -> its fields' dict."""
+    if is_dataclass(x) and not isinstance(x, type):
+        return _clean(asdict(x))
     if isinstance(x, dict):
         return {k: _clean(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -379,7 +381,7 @@ def run(args, progress=print) -> tuple[dict, list[ClipPlot]]:
             if clip.annotated_cuts is not None:
                 row["annotated_cuts"] = _clean(alignment.random_shift_baseline(
                     onsets, clip.annotated_cuts, dur, tol=args.tol, n_shifts=args.shifts,
-                    seed=seed).to_dict())
+                    seed=seed))
             plot.cut_times = cuts
         if clip.odf is not None:
             from ..features import rhythm
@@ -485,8 +487,9 @@ def between_seeds(rows, gen_scores) -> dict | None:
     if not pairs:
         return None
     try:
-        from .transcription import note_f1, score_notes
-        f1 = [note_f1(*score_notes(a.notes), *score_notes(b.notes))["f1"] for a, b in pairs]
+        from .note_f1 import intervals_f1
+        from .transcription import score_notes
+        f1 = [intervals_f1(*score_notes(a.notes), *score_notes(b.notes))["f1"] for a, b in pairs]
     except ImportError as exc:                    # mir_eval is in the 'eval' extra
         return {"skipped": f"note-F1 needs mir_eval ({exc})"}
     return {"note_f1": _mean(f1), "pairs": len(pairs),

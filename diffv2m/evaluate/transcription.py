@@ -7,8 +7,9 @@ the graph is the one inside the installed package.
 
 * :func:`confident_note_fraction`: share of the model's frames (22050 Hz / 256 hop, ~86 per
   second) whose largest note posterior exceeds ``CONFIDENT`` (0.5).  Corpus music: ~0.8.
-* :func:`note_f1`: ``mir_eval.transcription`` precision/recall/F1 of note onsets (tolerance
-  ``ONSET_TOL`` = 50 ms, same MIDI pitch, offsets ignored) between two note lists.  Used for
+* note-F1 (:func:`diffv2m.evaluate.note_f1.intervals_f1`): ``mir_eval.transcription``
+  precision/recall/F1 of note onsets (tolerance ``note_f1.ONSET_TOL`` = 50 ms, same MIDI pitch,
+  offsets ignored) between two note lists.  Used for
   a score take (its own notes vs the transcription of its rendering: the render round trip)
   and for the audio family's autoencoder round trip (transcription of the corpus audio vs the
   transcription of its reconstruction).  Drum-track notes are left out (GM percussion keys
@@ -27,9 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from .note_f1 import intervals_f1
 
 CONFIDENT = 0.5
-ONSET_TOL = 0.05
 INSTALL_HINT = ("pip install --no-deps basic-pitch && "
                 "pip install pretty_midi mir_eval 'resampy>=0.4.3'")
 
@@ -137,34 +138,13 @@ def score_notes(notes, *, with_drums: bool = False) -> tuple[np.ndarray, np.ndar
             np.array([n.pitch for n in sel], np.int64))
 
 
-def note_f1(ref_intervals, ref_pitches, est_intervals, est_pitches,
-            onset_tol: float = ONSET_TOL) -> dict:
-    """Onset-only note precision/recall/F1 (``mir_eval.transcription``, same pitch within a
-    quarter tone, onsets within ``onset_tol`` s).  F1 is None when both lists are empty."""
-    import mir_eval
-    ri, rp = np.asarray(ref_intervals, np.float64).reshape(-1, 2), np.asarray(ref_pitches)
-    ei, ep = np.asarray(est_intervals, np.float64).reshape(-1, 2), np.asarray(est_pitches)
-    out = {"n_reference": int(len(rp)), "n_estimate": int(len(ep))}
-    if len(rp) == 0 and len(ep) == 0:
-        return {**out, "precision": None, "recall": None, "f1": None}
-    if len(rp) == 0 or len(ep) == 0:
-        return {**out, "precision": 0.0, "recall": 0.0, "f1": 0.0}
-    # mir_eval wants strictly positive durations
-    ri = np.stack([ri[:, 0], np.maximum(ri[:, 1], ri[:, 0] + 1e-3)], axis=1)
-    ei = np.stack([ei[:, 0], np.maximum(ei[:, 1], ei[:, 0] + 1e-3)], axis=1)
-    p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(
-        ri, mir_eval.util.midi_to_hz(rp.astype(np.float64)), ei,
-        mir_eval.util.midi_to_hz(ep.astype(np.float64)), onset_tolerance=onset_tol,
-        offset_ratio=None)
-    return {**out, "precision": float(p), "recall": float(r), "f1": float(f)}
-
-
 def render_round_trip(notes, transcription: Transcription) -> dict:
     """Note-F1 between a score's own (pitched) notes and the transcription of its rendering."""
     ri, rp = score_notes(notes)
-    return note_f1(ri, rp, transcription.intervals, transcription.pitches)
+    return intervals_f1(ri, rp, transcription.intervals, transcription.pitches)
 
 
 def transcription_f1(reference: Transcription, estimate: Transcription) -> dict:
     """Note-F1 between two transcriptions (e.g. corpus audio vs its autoencoder round trip)."""
-    return note_f1(reference.intervals, reference.pitches, estimate.intervals, estimate.pitches)
+    return intervals_f1(reference.intervals, reference.pitches, estimate.intervals,
+                        estimate.pitches)

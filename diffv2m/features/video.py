@@ -4,37 +4,32 @@
 ``(t, frame)`` with ``t`` in seconds from the selection start; ``source.duration``) at the
 analysis rate (native when ``analysis_fps`` is None), decoded straight to
 ``image_size x image_size``.  For every frame it keeps only a few numbers (histogram
-difference and motion energy, :class:`cues.FrameAnalyser`); for every second it keeps the
+difference and motion energy, :class:`cuts_motion.FrameAnalyser`); for every second it keeps the
 frame nearest that second's centre.  So memory is ``T`` small frames, whatever the length
 or resolution of the video.  From those it derives the semantic frames, the 3072-d colour
 histograms, the scene cuts and the motion "pseudo beat".
 
-``features_for`` caches the result as ``<cache_dir>/<hash>.npz`` where the hash covers the
-source's ``cache_key()``, the parameters and ``FEATURES_VERSION``: a second call with the
+``features_for`` keeps the result in the feature cache (:mod:`.feature_cache`, keyed by the
+source's ``cache_key()``, the parameters and ``FEATURES_VERSION``): a second call with the
 same input only loads the file.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterable, Iterator, Mapping, Protocol
 
 import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import UserError
 from ..progress import Progress
-from . import colour, cues
+from . import colour, cuts_motion
 from .image import resize_uint8
-
-# Bump when any feature definition changes: old cache entries then stop matching.
-FEATURES_VERSION = 1
-
 
 
 class FrameSource(Protocol):
@@ -61,14 +56,19 @@ class VideoFeatures:
     motion_curve: tuple[np.ndarray, np.ndarray]   # (times [N] float64, energy [N] float32)
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write as compressed .npz (temp file + rename)."""
+    def save(self, path: str | os.PathLike, extra: Mapping[str, np.ndarray] | None = None) -> Path:
+        """Write as compressed .npz (temp file + rename), with the ``extra`` arrays beside
+        (the feature cache's version, a training clip's ODF)."""
         path = Path(path)
         arrays = dict(duration=np.float64(self.duration), seconds=np.int64(self.seconds),
                       frames_1fps=self.frames_1fps, colour=self.colour,
                       scene_cut=self.scene_cut, cut_times=self.cut_times, motion=self.motion,
                       motion_times=self.motion_curve[0], motion_values=self.motion_curve[1],
                       meta=np.array(json.dumps(self.meta, sort_keys=True)))
+        clash = set(arrays) & set(extra or {})
+        if clash:
+            raise ValueError(f"extra arrays would replace features: {sorted(clash)}")
+        arrays.update(extra or {})
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **arrays)
@@ -105,15 +105,22 @@ class VideoFeatures:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "VideoFeatures":
         """Read a file written by :meth:`save`; a missing or damaged file is a UserError."""
+        return cls.load_with(path, ())[0]
+
+    @classmethod
+    def load_with(cls, path: str | os.PathLike, extra: Iterable[str]
+                  ) -> tuple["VideoFeatures", dict[str, np.ndarray]]:
+        """:meth:`load`, and the ``extra`` arrays saved beside (each one must be there)."""
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as z:
-                return cls(duration=float(z["duration"]), seconds=int(z["seconds"]),
-                           frames_1fps=z["frames_1fps"], colour=z["colour"],
-                           scene_cut=z["scene_cut"], cut_times=z["cut_times"],
-                           motion=z["motion"],
-                           motion_curve=(z["motion_times"], z["motion_values"]),
-                           meta=json.loads(str(z["meta"])))
+                feats = cls(duration=float(z["duration"]), seconds=int(z["seconds"]),
+                            frames_1fps=z["frames_1fps"], colour=z["colour"],
+                            scene_cut=z["scene_cut"], cut_times=z["cut_times"],
+                            motion=z["motion"],
+                            motion_curve=(z["motion_times"], z["motion_values"]),
+                            meta=json.loads(str(z["meta"])))
+                return feats, {name: z[name] for name in extra}
         except FileNotFoundError:
             raise UserError(f"{path}: no such features file") from None
         except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile, EOFError) as exc:
@@ -153,7 +160,7 @@ def compute_video_features(source: FrameSource, *, image_size: int = 64,
         raise UserError(f"{name}: analysis fps must be positive, not {analysis_fps}")
     S = int(image_size)
     T = max(1, int(math.ceil(duration - 1e-9)))
-    analyser = cues.FrameAnalyser()
+    analyser = cuts_motion.FrameAnalyser()
     best: list[np.ndarray | None] = [None] * T
     best_dist = np.full(T, np.inf)
     _notify(progress, 0, T)
@@ -179,61 +186,41 @@ def compute_video_features(source: FrameSource, *, image_size: int = 64,
         raise UserError(f"{name}: no video frames in the selection")
     frames_1fps = np.stack(_fill_missing(best)).astype(np.uint8)
     times, diffs, motion = analyser.times, analyser.differences, analyser.motion
-    cut_times = cues.cuts_from_differences(times, diffs)
+    cut_times = cuts_motion.cuts_from_differences(times, diffs)
     feats = VideoFeatures(
         duration=duration, seconds=T, frames_1fps=frames_1fps,
         colour=colour.colour_features(frames_1fps),
-        scene_cut=cues.cut_indicator(cut_times, T), cut_times=cut_times,
-        motion=cues.pseudo_beat(times, motion, T, cut_times),
+        scene_cut=cuts_motion.cut_indicator(cut_times, T), cut_times=cut_times,
+        motion=cuts_motion.pseudo_beat(times, motion, T, cut_times),
         motion_curve=(times, motion),
-        meta={"version": FEATURES_VERSION, "image_size": S, "analysis_fps": analysis_fps,
+        meta={"image_size": S, "analysis_fps": analysis_fps,
               "frames_analysed": int(len(times))})
     _notify(progress, T, T)
     return feats
 
 
-def cache_file(source: FrameSource, cache_dir: str | os.PathLike, **params: Any) -> Path:
-    """Where :func:`features_for` keeps the features of ``source`` computed with ``params``."""
-    blob = json.dumps({"source": str(source.cache_key()), "version": FEATURES_VERSION,
-                       "params": params}, sort_keys=True, default=str)
-    return Path(cache_dir) / f"{hashlib.sha256(blob.encode()).hexdigest()}.npz"
-
-
 def features_for(source: FrameSource, cache_dir: str | os.PathLike, *, image_size: int = 64,
                  analysis_fps: float | None = None,
                  progress: Progress | None = None) -> VideoFeatures:
-    """:func:`compute_video_features` through a content-hash cache (a hit only loads a file).
+    """:func:`compute_video_features` through the feature cache (a hit only loads a file).
 
     The cache is optional and self-healing: an entry that cannot be read, or holds arrays of
     the wrong shape or type (or is a folder), is discarded and rebuilt; when the entry cannot
     be written (read-only or full disk) the job goes on without it after one warning line.
     """
-    path = cache_file(source, cache_dir, image_size=int(image_size), analysis_fps=analysis_fps)
-    if os.path.lexists(path):
-        try:
-            feats = VideoFeatures.load(path).check(int(image_size))
-            if feats.meta.get("version") == FEATURES_VERSION:
-                _notify(progress, feats.seconds, feats.seconds)
-                return feats
-        except (UserError, ValueError, TypeError, AttributeError):
-            pass
-        _discard(path)              # damaged, foreign or stale: recomputed and replaced below
+    from . import feature_cache
+    path = feature_cache.entry_path(cache_dir, source.cache_key(), image_size=int(image_size),
+                                    analysis_fps=analysis_fps)
+    hit = feature_cache.read_entry(path, image_size=int(image_size))
+    if hit is not None:
+        feats = hit[0]
+        _notify(progress, feats.seconds, feats.seconds)
+        return feats
     feats = compute_video_features(source, image_size=image_size, analysis_fps=analysis_fps,
                                    progress=progress)
     try:
-        feats.save(path)
+        feature_cache.write_entry(path, feats)
     except OSError as exc:
         from ..cache import warn_cache_unusable
         warn_cache_unusable(Path(cache_dir), exc)
     return feats
-
-
-def _discard(path: Path) -> None:
-    import shutil
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    except OSError:
-        pass                        # read-only cache: save() below says so

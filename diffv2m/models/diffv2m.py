@@ -23,12 +23,13 @@ from .semantic_cnn import SemanticCNN
 
 
 def autoencoder_for(config: ModelConfig) -> nn.Module:
-    """The latent family's autoencoder: the waveform VAE ("audio") or the score AE ("score")."""
-    if config.latent_family == "score":
-        from .score_autoencoder import ScoreAutoencoder
-        return ScoreAutoencoder(config.autoencoder)
-    from .autoencoder import Autoencoder
-    return Autoencoder(config.autoencoder)
+    """The latent family's autoencoder (``families.<family>.autoencoder``, "module:Class"):
+    the waveform VAE ("audio") or the score AE ("score")."""
+    import importlib
+
+    from ..families import family_of
+    module, name = family_of(config).autoencoder.split(":")
+    return getattr(importlib.import_module(module), name)(config.autoencoder)
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -9,8 +9,8 @@ synthesised by FluidSynth with a General-MIDI SoundFont.  Torch-free (the runtim
   and the same score gives the same samples bit for bit whatever was rendered before.
 * The mix is the sum of the tracks rendered one at a time (so the stems sum to the mix
   exactly), then scaled by ONE gain: loudness normalised to ``TARGET_LUFS`` integrated
-  (ITU-R BS.1770-4 with gating, measured by pyloudnorm), lowered where needed so the sample
-  peak stays at or below ``PEAK_CEILING_DBFS`` (never clipped).  The stems get the same gain.
+  (ITU-R BS.1770-4 with gating, measured by libebur128 through pyebur128), lowered where
+  needed so the sample peak stays at or below ``PEAK_CEILING_DBFS`` (never clipped).  The stems get the same gain.
   A score without notes renders to silence.
 """
 from __future__ import annotations
@@ -203,12 +203,14 @@ def loudness_gain(mix: np.ndarray, sample_rate: int) -> float:
     peak = float(np.max(np.abs(mix))) if mix.size else 0.0
     if peak <= 1e-9:
         return 1.0
-    import pyloudnorm
-    x = mix.T.astype(np.float64)
+    import pyebur128
+    x = np.ascontiguousarray(mix.T, np.float64)
     block = int(np.ceil(0.4 * sample_rate))          # BS.1770 needs one 400 ms block
     if len(x) < block:
         x = np.concatenate([x, np.zeros((block - len(x), x.shape[1]))])
-    lufs = pyloudnorm.Meter(sample_rate).integrated_loudness(x)
+    meter = pyebur128.R128State(x.shape[1], int(sample_rate), pyebur128.MeasurementMode.MODE_I)
+    meter.add_frames(x.ravel(), len(x))
+    lufs = pyebur128.get_loudness_global(meter)
     gain = 10.0 ** ((TARGET_LUFS - lufs) / 20.0) if np.isfinite(lufs) else 1.0
     ceiling = 10.0 ** (PEAK_CEILING_DBFS / 20.0)
     return float(min(gain, ceiling / peak))

@@ -14,13 +14,16 @@ Frames are the cue track's grid (:mod:`diffv2m.features.cue_track`): frame ``k``
 notes of one pitch back to back are two onsets on a run of sounding frames, not one long note.
 
 Decoding rule (:func:`roll_to_notes`, also for the decoder's probabilities): a note of
-``(track, pitch)`` starts at frame ``k`` when ``onset[k] >= onset_threshold`` and ``onset[k]``
-is not below either neighbour (a peak; ties keep both, so a binary roll decodes exactly); it
-lasts while ``frame >= frame_threshold`` and no new onset of that pitch starts, at least one
-frame; its velocity is ``clip(round(127 * velocity[k]), 1, 127)``.  Frames with no onset make
-no note.  What a roll cannot hold: two notes of one track and pitch starting in the same frame
-(one note: the longer, the louder), and the overlap of a note by a later one of the same pitch
-(the first ends where the second starts).
+``(track, pitch)`` starts at frame ``k`` when ``onset[k] >= onset_threshold`` (0.5) and
+``onset[k]`` is not below either neighbour (a peak; ties keep both, so a binary roll decodes
+exactly), except that a peak while that pitch already sounds in frame ``k - 1`` must reach
+``reonset_threshold`` (0.7) to strike again (a soft bump in the onset probability inside a
+held note does not chop it into pieces); the note lasts while ``frame >= frame_threshold``
+(0.3) and no new onset of that pitch starts, at least one frame; its velocity is
+``clip(round(127 * velocity[k]), 1, 127)``.  Frames with no onset make no note.  A binary
+roll (0/1) decodes to exactly the notes it was made from.  What a roll cannot hold: two notes
+of one track and pitch starting in the same frame (one note: the longer, the louder), and the
+overlap of a note by a later one of the same pitch (the first ends where the second starts).
 """
 from __future__ import annotations
 
@@ -34,7 +37,8 @@ FRAME_RATE = 24.0
 ONSET, FRAME, VELOCITY = 0, 1, 2
 CHANNELS = 3
 ONSET_THRESHOLD = 0.5
-FRAME_THRESHOLD = 0.5
+REONSET_THRESHOLD = 0.7
+FRAME_THRESHOLD = 0.3
 
 
 def onset_frame(t: float, rate: float = FRAME_RATE) -> int:
@@ -72,12 +76,16 @@ def _onset_peaks(p: np.ndarray, threshold: float) -> np.ndarray:
 
 def roll_to_notes(roll: np.ndarray, *, rate: float = FRAME_RATE, pitch_low: int = 0,
                   onset_threshold: float = ONSET_THRESHOLD,
-                  frame_threshold: float = FRAME_THRESHOLD) -> list[Note]:
+                  frame_threshold: float = FRAME_THRESHOLD,
+                  reonset_threshold: float = REONSET_THRESHOLD) -> list[Note]:
     """Note events of a roll or of note probabilities (the module's decoding rule), sorted by
     (start, track, pitch)."""
     roll = np.asarray(roll, np.float32)
     onsets = _onset_peaks(roll[:, ONSET], onset_threshold)        # [T, P, F]
     sounding = roll[:, FRAME] >= frame_threshold
+    held = np.zeros_like(sounding)
+    held[..., 1:] = sounding[..., :-1]
+    onsets &= ~held | (roll[:, ONSET] >= reonset_threshold)
     frames = roll.shape[-1]
     notes: list[Note] = []
     for ti, p, k in zip(*np.nonzero(onsets)):

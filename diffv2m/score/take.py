@@ -5,22 +5,33 @@ Stitching (:func:`stitch_rolls`): windows overlap like the audio family's; each 
 cut at the roll frame of :func:`diffv2m.synthesis.crossfade_point` (the strongest predicted
 onset in the overlap): frames before it come from the earlier window, frames from it on from
 the later one.  The whole roll is then decoded once by the rule of
-:func:`diffv2m.score.roll.roll_to_notes`, so a note never starts twice at a seam, and the
-melody and bass are made one line each (:func:`monophonic`: of the notes starting in one
-frame the most probable stays; a note ends where the next begins).
+:func:`diffv2m.score.roll.roll_to_notes`, so a note never starts twice at a seam, then made
+playable in three documented steps (:func:`playable_notes`):
+
+1. *hold*: a pitched note sounds at least ``MIN_HELD_FRAMES`` frames (4, 167 ms) unless the
+   same pitch of its track strikes again sooner: the decoder's sustain fades early, and a
+   blip of one or two frames is a click, not a note;
+2. *unisons*: an accompaniment note that doubles a melody or bass note (same pitch, onsets at
+   most one frame apart) is dropped: one key struck twice at once is heard as one note;
+3. *one line* for the melody and bass (:func:`monophonic`): of the notes starting in one frame
+   the most probable stays; a note ends where the next begins.
 
 Instruments (:func:`choose_ensemble`): the ensemble follows the music's mood: the mode of the
 generated notes (which the DiT takes from the colour grade) and the style class:
 
-=========  =======================  ========================
-class      major                    minor
-=========  =======================  ========================
-0 calm     harp                     strings
-1 moderate piano                    woodwinds
-2 energy   brass                    organ
-=========  =======================  ========================
+=========  ===================================  ====================================
+class      major                                minor
+=========  ===================================  ====================================
+0 calm     harp (harp, vibraphone, upright)     epiano (Rhodes, finger bass)
+1 moderate piano                                pastoral (oboe, harp, upright bass)
+2 energy   brass (trumpet, brass section, bass) guitar (nylon, steel, upright bass)
+=========  ===================================  ====================================
 
-``--ensemble NAME`` (one of :func:`ensemble_names`, the corpus's ensembles) overrides it.
+The mood ensembles are articulate ones on purpose: the music's onsets are what land on the
+cuts, and slow-attack timbres (string pads, choir, organ) smear them; they stay one
+``--ensemble`` away (``strings``, ``choir``, ``organ``...).  ``--ensemble NAME`` (one of
+:func:`ensemble_names`: the corpus's ensembles and the score family's ``ORCHESTRATIONS``)
+overrides the mood.
 
 Tempo: the score's ``tempo_bpm`` is estimated from its own onsets
 (:func:`diffv2m.score.tempo.estimate_tempo`); the MIDI file and the take's metadata carry it.
@@ -33,28 +44,39 @@ from .events import TRACKS, Ensemble, Note, Score
 from .roll import roll_to_notes
 
 MONOPHONIC = ("melody", "bass")        # tracks decoded one note at a time
+MIN_HELD_FRAMES = 4                    # shortest pitched note (frames of the roll)
 
-MOOD_ENSEMBLES = {(0, "major"): "harp", (0, "minor"): "strings",
-                  (1, "major"): "piano", (1, "minor"): "woodwinds",
-                  (2, "major"): "brass", (2, "minor"): "organ"}
+# The score family's own ensembles (melody, accompaniment, bass GM programs, 0-based), beside
+# the corpus's (diffv2m.data.music.ENSEMBLES, which the corpus builder draws from).
+ORCHESTRATIONS: dict[str, tuple[int, int, int]] = {
+    "pastoral": (68, 46, 32),          # oboe, harp, acoustic bass
+    "brass": (56, 61, 32),             # trumpet, brass section, acoustic bass (in place of
+}                                      # the corpus's trombone and tuba, which smear onsets)
+
+MOOD_ENSEMBLES = {(0, "major"): "harp", (0, "minor"): "epiano",
+                  (1, "major"): "piano", (1, "minor"): "pastoral",
+                  (2, "major"): "brass", (2, "minor"): "guitar"}
 
 
 def ensemble_names() -> list[str]:
     from ..data.music import ENSEMBLES
-    return sorted(ENSEMBLES)
+    return sorted(set(ENSEMBLES) | set(ORCHESTRATIONS))
 
 
 def ensemble(name: str) -> Ensemble:
-    """The corpus's ensemble ``name`` as track programs (top voice -> melody, the middle of
-    the list -> accompaniment, its last entry -> bass)."""
+    """Ensemble ``name`` as track programs: one of ``ORCHESTRATIONS`` as it stands, else the
+    corpus's (its top voice -> melody, the middle of its list -> accompaniment, its last
+    entry -> bass)."""
     from ..data.music import ENSEMBLES
     from ..errors import UserError
-    if name not in ENSEMBLES:
+    if name in ORCHESTRATIONS:
+        progs = ORCHESTRATIONS[name]
+    elif name in ENSEMBLES:
+        full = ENSEMBLES[name]
+        progs = (full[0], full[len(full) // 2], full[-1])
+    else:
         raise UserError(f"unknown ensemble {name!r}; choose one of {', '.join(ensemble_names())}")
-    progs = ENSEMBLES[name]
-    return Ensemble(name=name, programs={"melody": progs[0],
-                                         "accompaniment": progs[len(progs) // 2],
-                                         "bass": progs[-1]})
+    return Ensemble(name=name, programs=dict(zip(("melody", "accompaniment", "bass"), progs)))
 
 
 def notes_mode(notes: list[Note]) -> str:
@@ -116,32 +138,48 @@ def monophonic(notes: list[Note], prob: np.ndarray, tracks: tuple[str, ...], *, 
     return keep
 
 
-def score_from_probabilities(prob: np.ndarray, *, duration: float, rate: float,
-                             pitch_low: int, cls: int, ensemble_name: str | None = None) -> Score:
+def hold(notes: list[Note], *, rate: float, min_frames: int = MIN_HELD_FRAMES) -> list[Note]:
+    """Pitched notes last at least ``min_frames`` frames, but never past the next onset of
+    the same track and pitch (drum hits are left as they are)."""
+    later: dict[tuple[str, int], float] = {}
+    out: list[Note] = []
+    for n in sorted(notes, key=lambda n: n.start, reverse=True):
+        key = (n.track, n.pitch)
+        end = n.end
+        if n.track != "drums":
+            end = max(end, min(n.start + min_frames / rate, later.get(key, np.inf)))
+        later[key] = n.start
+        out.append(Note(n.track, n.pitch, n.start, end, n.velocity))
+    out.sort(key=lambda n: (n.start, TRACKS.index(n.track), n.pitch))
+    return out
+
+
+def drop_unisons(notes: list[Note], *, rate: float) -> list[Note]:
+    """Without the accompaniment notes that double a melody or bass note (same pitch, onset
+    frames at most one apart)."""
+    struck = {(int(round(n.start * rate)), n.pitch) for n in notes
+              if n.track in ("melody", "bass")}
+    return [n for n in notes if n.track != "accompaniment"
+            or not any((int(round(n.start * rate)) + d, n.pitch) in struck for d in (-1, 0, 1))]
+
+
+def playable_notes(prob: np.ndarray, *, rate: float, pitch_low: int) -> list[Note]:
+    """The decoding rule, then hold, unisons and one line (the module's three steps)."""
     notes = roll_to_notes(prob, rate=rate, pitch_low=pitch_low)
+    notes = drop_unisons(hold(notes, rate=rate), rate=rate)
     if MONOPHONIC:
         notes = monophonic(notes, prob, MONOPHONIC, rate=rate, pitch_low=pitch_low)
+    return notes
+
+
+def score_from_probabilities(prob: np.ndarray, *, duration: float, rate: float,
+                             pitch_low: int, cls: int, ensemble_name: str | None = None) -> Score:
+    notes = playable_notes(prob, rate=rate, pitch_low=pitch_low)
     notes = [n for n in notes if n.start < duration]
     notes = [Note(n.track, n.pitch, n.start, min(n.end, duration), n.velocity) for n in notes]
     from .tempo import estimate_tempo
     return Score(notes=notes, ensemble=choose_ensemble(notes, cls, ensemble_name),
                  duration=float(duration), tempo_bpm=estimate_tempo(notes, duration, rate))
-
-
-# ------------------------------------------------------------------ rendering
-# The one place generation calls the renderer (diffv2m.score.render: notes -> MIDI ->
-# FluidSynth, 48 kHz stereo by default, loudness normalised).
-
-def render_audio(score: Score, sample_rate: int, soundfont: str | None = None) -> np.ndarray:
-    """``[2, round(duration * sample_rate)]`` float32."""
-    from .render import render_score
-    return np.asarray(render_score(score, sample_rate=sample_rate, soundfont=soundfont), np.float32)
-
-
-def render_track_stems(score: Score, sample_rate: int,
-                       soundfont: str | None = None) -> dict[str, np.ndarray]:
-    from .render import render_stems
-    return render_stems(score, sample_rate=sample_rate, soundfont=soundfont)
 
 
 def midi_file_bytes(score: Score) -> bytes:

@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import resolve_config
+from ..config import add_config_option, resolve_config
 from . import distributed
 from .data import (audio_batch, load_audio_bank, load_audio_pack, save_audio_pack,
                    save_json, split_clips)
-from .schedule import set_lr, warmup_cosine
-from .state import EMA, LossLog, load_run, save_run, step_generator
+from .loop import StepLoss, train
 
 
 class VAEPass(torch.nn.Module):
@@ -51,7 +50,6 @@ def save_autoencoder(path: Path, ae: torch.nn.Module, config) -> None:
 
 
 def train_autoencoder(args: argparse.Namespace) -> Path:
-    from tqdm import tqdm
     from ..data.manifest import read_manifest
     from ..models.audio_losses import AutoencoderLoss
     from ..models.autoencoder import Autoencoder
@@ -78,55 +76,34 @@ def train_autoencoder(args: argparse.Namespace) -> Path:
     criterion = AutoencoderLoss(config.sample_rate, config.autoencoder.audio_channels,
                                 kl_weight=args.kl_weight, mel_weight=args.mel_weight,
                                 adversarial=args.adversarial).to(info.device)
-    params = list(ae.parameters())
-    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
+    opt = torch.optim.AdamW(ae.parameters(), lr=args.lr, betas=(0.8, 0.99), weight_decay=0.0)
     disc = criterion.discriminator
     opt_d = (torch.optim.AdamW(disc.parameters(), lr=args.lr, betas=(0.8, 0.99))
              if disc is not None else None)
-    ema = EMA(ae, decay=args.ema)
-    start = load_run(run, ae, ema, opt)
-    log = LossLog(run / "loss.jsonl", start) if info.main else None
-    net = distributed.wrap(VAEPass(ae, args.posterior_noise), info)
-    per_rank = args.batch_size // info.world
+    part = distributed.share(args.batch_size, info)
 
-    bar = tqdm(total=args.steps, initial=start, desc="autoencoder", unit="step",
-               disable=not info.main)
-    for step in range(start, args.steps):
-        lr = warmup_cosine(args.lr, step, args.steps)
-        set_lr(opt, lr)
-        gen = step_generator(args.seed, step)
+    def step_loss(net, step, gen):
         x = audio_batch(bank, args.batch_size, length, gen)
         noise = torch.randn(args.batch_size, config.autoencoder.latent_dim, length // hop,
                             generator=gen)
-        sl = slice(info.rank * per_rank, (info.rank + 1) * per_rank)
-        x, noise = x[sl].to(info.device), noise[sl].to(info.device)
+        x, noise = x[part].to(info.device), noise[part].to(info.device)
         recon, mean, logvar = net(x, noise)
         terms = criterion(recon, x, mean, logvar)
-        loss = terms["total"]
         parts = {k: v.item() for k, v in terms.items() if k != "total"}
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        if opt_d is not None and step >= args.adversarial_start:
+
+        def discriminator_step():
             d_loss = criterion.discriminator_loss(recon, x)
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
-            parts["disc"] = d_loss.item()
-        ema.update(ae, step)
-        row = {"step": step + 1, "loss": distributed.all_mean(loss.item(), info),
-               **{k: distributed.all_mean(float(v), info) for k, v in parts.items()}, "lr": lr}
-        if info.main:
-            log.write(row)
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.4f}")
-        done = step + 1
-        if done % args.save_every == 0 or done == args.steps:
-            if info.main:
-                save_run(run, done, ae, ema, opt, {"config": config.to_dict(), "args": vars(args)})
-            distributed.barrier(info)
-    bar.close()
+            return {"disc": d_loss.item()}
+        adversarial = opt_d is not None and step >= args.adversarial_start
+        return StepLoss(terms["total"], parts, after=discriminator_step if adversarial else None)
+
+    ema = train(ae, opt, step_loss, run_dir=run, steps=args.steps, lr=args.lr,
+                ema_decay=args.ema, seed=args.seed, save_every=args.save_every, info=info,
+                run_info={"config": config.to_dict(), "args": vars(args)},
+                forward=VAEPass(ae, args.posterior_noise), desc="autoencoder")
     out = Path(args.out) if args.out else run / "autoencoder.safetensors"
     if info.main:
         save_autoencoder(out, ema.shadow, config)
@@ -164,9 +141,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", help="corpus manifest.jsonl")
     p.add_argument("--run-dir", required=True, help="folder for checkpoints and logs (resumes)")
     p.add_argument("--out", help="final EMA weights (default RUN_DIR/autoencoder.safetensors)")
-    p.add_argument("--config", default="small",
-                   help="model config (small | score | paper, or a JSON file); its latent "
-                        "family picks the autoencoder: waveform VAE or piano-roll autoencoder")
+    add_config_option(p, "small", "model config (small | score | paper, or a JSON file); its "
+                                  "latent family picks the autoencoder: waveform VAE or "
+                                  "piano-roll autoencoder")
     p.add_argument("--pack", default=None,
                    help="audio pack: the train clips' music in one file, made on first use; "
                         "when it exists the manifest's media are not read")

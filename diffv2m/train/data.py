@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.clip_features import clip_key
 from ..data.manifest import read_manifest
 from ..errors import UserError
 
@@ -128,7 +127,7 @@ def load_prior_data(manifest: Path, split: str, *, seconds: int, image_size: int
                     ) -> tuple[PriorData, list[dict]]:
     """Features of a split's clips (extracted on the fly when missing from the cache); with
     ``cue_channels`` also each clip's cue track over its first ``latent_frames`` frames."""
-    from ..data.clip_features import extract_clip
+    from ..data.clip_features import clip_features
     from ..features.cue_track import CUE_CHANNELS, cue_track
     from ..features.rhythm import odf_normalise
     if cue_channels not in (0, CUE_CHANNELS):
@@ -137,18 +136,15 @@ def load_prior_data(manifest: Path, split: str, *, seconds: int, image_size: int
     cache_dir = cache_dir or manifest.parent / "features"
     rows = {k: [] for k in ("frames", "colour", "scene_cut", "motion", "odf", "cues")}
     for c in clips:
-        path = cache_dir / f"{clip_key(c, image_size, sample_rate)}.npz"
-        if not path.exists():
-            path = extract_clip(c, cache_dir, image_size=image_size, sample_rate=sample_rate)
-        with np.load(path) as z:
-            rows["frames"].append(_fit_rows(z["frames_1fps"], seconds))
-            rows["colour"].append(_fit_rows(z["colour"].astype(np.float16), seconds))
-            rows["scene_cut"].append(_fit_rows(z["scene_cut"].astype(np.float32), seconds))
-            rows["motion"].append(_fit_rows(z["motion"].astype(np.float32), seconds))
-            rows["odf"].append(_fit_rows(odf_normalise(z["odf"]).astype(np.float32), seconds))
-            if cue_channels:
-                rows["cues"].append(cue_track(z["cut_times"], z["motion_times"], z["motion_values"],
-                                              start=0.0, frames=latent_frames, rate=latent_rate))
+        _, feats, odf = clip_features(c, cache_dir, image_size=image_size, sample_rate=sample_rate)
+        rows["frames"].append(_fit_rows(feats.frames_1fps, seconds))
+        rows["colour"].append(_fit_rows(feats.colour.astype(np.float16), seconds))
+        rows["scene_cut"].append(_fit_rows(feats.scene_cut.astype(np.float32), seconds))
+        rows["motion"].append(_fit_rows(feats.motion.astype(np.float32), seconds))
+        rows["odf"].append(_fit_rows(odf_normalise(odf).astype(np.float32), seconds))
+        if cue_channels:
+            rows["cues"].append(cue_track(feats.cut_times, *feats.motion_curve,
+                                          start=0.0, frames=latent_frames, rate=latent_rate))
     data = PriorData(
         frames=np.stack(rows["frames"]), colour=np.stack(rows["colour"]),
         scene_cut=np.stack(rows["scene_cut"]), motion=np.stack(rows["motion"]),

@@ -48,6 +48,12 @@ def wrap(module: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
     return module
 
 
+def share(batch_size: int, info: DistInfo) -> slice:
+    """This rank's part of a global batch of ``batch_size`` drawn the same on every rank."""
+    per_rank = batch_size // info.world
+    return slice(info.rank * per_rank, (info.rank + 1) * per_rank)
+
+
 def all_mean(x: float, info: DistInfo) -> float:
     """Mean of a float over ranks (for logging the same loss on every rank)."""
     if info.world == 1:

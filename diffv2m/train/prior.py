@@ -17,7 +17,6 @@ One step (the paper's joint objective, v-parameterised diffusion):
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from .. import diffusion
-from ..config import ModelConfig
+from ..config import ModelConfig, add_config_option
 from ..errors import UserError
 from . import distributed
 from .data import PriorData, load_prior_data, save_json
-from .schedule import set_lr, warmup_cosine
-from .state import EMA, LossLog, load_run, save_run, step_generator
+from .loop import StepLoss, train
 
 
 class PriorObjective(torch.nn.Module):
@@ -219,7 +217,6 @@ def semantic_tokens(encoder: torch.nn.Module, data: PriorData, config: ModelConf
 def train_prior(args: argparse.Namespace) -> Path:
     from ..models.checkpoint import save_checkpoint
     from ..models.diffv2m import DiffV2M
-    from tqdm import tqdm
 
     info = distributed.setup(args.device)
     run = Path(args.run_dir)
@@ -277,43 +274,21 @@ def train_prior(args: argparse.Namespace) -> Path:
     objective = PriorObjective(model, config, rhythm_weight=args.rhythm_weight).to(info.device)
     params = [p for p in objective.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01, betas=(0.9, 0.99))
-    ema = EMA(objective, decay=args.ema)
-    start = load_run(run, objective, ema, opt)
-    log = LossLog(run / "loss.jsonl", start) if info.main else None
-    net = distributed.wrap(objective, info)
-    per_rank = args.batch_size // info.world
-    if per_rank * info.world != args.batch_size:
+    if args.batch_size % info.world:
         raise UserError(f"--batch-size {args.batch_size} must be divisible by {info.world} processes")
+    part = distributed.share(args.batch_size, info)
 
-    bar = tqdm(total=args.steps, initial=start, desc="prior", unit="step", disable=not info.main)
-    for step in range(start, args.steps):
-        lr = warmup_cosine(args.lr, step, args.steps, args.warmup)
-        set_lr(opt, lr)
-        gen = step_generator(args.seed, step)
+    def step_loss(net, step, gen):
         idx = torch.randint(len(data), (args.batch_size,), generator=gen).numpy()
         p_pred = rhythm_schedule(step, args.steps, tuple(args.rhythm_switch))
-        batch = make_batch(data, idx, gen, config, p_pred, info.device,
-                           part=slice(info.rank * per_rank, (info.rank + 1) * per_rank))
-        loss, parts = net(batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        ema.update(objective, step)
-        row = {"step": step + 1, "loss": distributed.all_mean(loss.item(), info),
-               **{k: distributed.all_mean(v, info) for k, v in parts.items()},
-               "lr": lr, "p_pred": p_pred}
-        if info.main:
-            log.write(row)
-            bar.update(1)
-            bar.set_postfix(loss=f"{row['loss']:.4f}", rhy=f"{row['loss_rhythm']:.4f}")
-        done = step + 1
-        if done % args.save_every == 0 or done == args.steps:
-            if info.main:
-                save_run(run, done, objective, ema, opt,
-                         {"config": config.to_dict(), "args": vars(args)})
-            distributed.barrier(info)
-    bar.close()
+        loss, parts = net(make_batch(data, idx, gen, config, p_pred, info.device, part=part))
+        return StepLoss(loss, parts, notes={"p_pred": p_pred})
+
+    ema = train(objective, opt, step_loss, run_dir=run, steps=args.steps, lr=args.lr,
+                warmup=args.warmup, ema_decay=args.ema, seed=args.seed,
+                save_every=args.save_every, info=info,
+                run_info={"config": config.to_dict(), "args": vars(args)}, desc="prior",
+                show={"rhy": "loss_rhythm"})
 
     out = Path(args.out) if args.out else run / "model.safetensors"
     if info.main:
@@ -353,7 +328,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--autoencoder", required=True, help="checkpoint from 'train autoencoder'")
     p.add_argument("--run-dir", required=True, help="folder for checkpoints and logs (resumes)")
     p.add_argument("--out", help="final model (default RUN_DIR/model.safetensors)")
-    p.add_argument("--config", default=None, help="model config (default: the autoencoder's)")
+    add_config_option(p, None, "model config (default: the autoencoder's)")
     p.add_argument("--pack", default=None,
                    help="training data pack (features + latents in one file, made on first use; "
                         "default RUN_DIR/prior_data.npz); with a pack the manifest is not read")

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from . import distributed
 from .data import save_json, split_clips
-from .schedule import set_lr, warmup_cosine
-from .state import EMA, LossLog, load_run, save_run, step_generator
+from .loop import StepLoss, train
 
 
 def clip_rolls(clips: list[dict], config) -> list[np.ndarray]:
@@ -57,8 +57,6 @@ def roll_batch(bank: list[np.ndarray], batch: int, frames: int, gen: torch.Gener
 
 
 def train_score_autoencoder(args: argparse.Namespace, config) -> Path:
-    from tqdm import tqdm
-
     from ..data.manifest import read_manifest
     from ..models.score_autoencoder import ScoreAutoencoder, score_loss
     from .autoencoder import save_autoencoder
@@ -74,33 +72,20 @@ def train_score_autoencoder(args: argparse.Namespace, config) -> Path:
     frames = max(hop, int(round(args.segment_seconds * config.autoencoder.frame_rate / hop)) * hop)
     ae = ScoreAutoencoder(config.autoencoder).to(device)
     opt = torch.optim.AdamW(ae.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    ema = EMA(ae, decay=args.ema)
-    start = load_run(run, ae, ema, opt)
-    log = LossLog(run / "loss.jsonl", start)
-    bar = tqdm(total=args.steps, initial=start, desc="score autoencoder", unit="step")
-    for step in range(start, args.steps):
-        lr = warmup_cosine(args.lr, step, args.steps)
-        set_lr(opt, lr)
-        gen = step_generator(args.seed, step)
+
+    def step_loss(net, step, gen):                  # one process: net is ae
         x = roll_batch(bank, args.batch_size, frames, gen, args.transpose).to(device)
         mean, logvar = ae.encode(x)
         noise = torch.randn(mean.shape, generator=gen).to(device)
         z = mean + args.posterior_noise * torch.exp(0.5 * logvar) * noise
         terms = score_loss(ae.decode_logits(z), x, mean, logvar, kl_weight=args.kl_weight)
-        opt.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        torch.nn.utils.clip_grad_norm_(ae.parameters(), 1.0)
-        opt.step()
-        ema.update(ae, step)
-        row = {"step": step + 1, "loss": terms["total"].item(),
-               **{k: v.item() for k, v in terms.items() if k != "total"}, "lr": lr}
-        log.write(row)
-        bar.update(1)
-        bar.set_postfix(loss=f"{row['loss']:.4f}")
-        done = step + 1
-        if done % args.save_every == 0 or done == args.steps:
-            save_run(run, done, ae, ema, opt, {"config": config.to_dict(), "args": vars(args)})
-    bar.close()
+        return StepLoss(terms["total"], {k: v.item() for k, v in terms.items() if k != "total"})
+
+    ema = train(ae, opt, step_loss, run_dir=run, steps=args.steps, lr=args.lr,
+                ema_decay=args.ema, seed=args.seed, save_every=args.save_every,
+                info=distributed.DistInfo(device=device),        # one process
+                run_info={"config": config.to_dict(), "args": vars(args)},
+                desc="score autoencoder")
     out = Path(args.out) if args.out else run / "autoencoder.safetensors"
     save_autoencoder(out, ema.shadow, config)
     summary = {"steps": args.steps, "train_clips": len(bank), "segment_frames": frames,

@@ -11,11 +11,11 @@ import math
 import random
 
 from PySide6.QtCore import QSettings, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QHBoxLayout,
-                               QLabel, QProgressBar, QPushButton, QSpinBox, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QGridLayout, QLabel, QProgressBar,
+                               QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from diffv2m.generation_options import DEFAULTS, SAMPLER_NAMES, STYLES
+from diffv2m.plugin.panel.rows import STRETCH, button, row_layout
 from diffv2m.settings_limits import CFG_RANGE, MAX_SEED, MAX_STEPS
 from diffv2m.synthesis import Settings
 
@@ -70,12 +70,8 @@ class GenerateControls(QWidget):
         for s in SAMPLER_NAMES:
             self.sampler.addItem(s, s)
 
-        seed_row = QHBoxLayout()
-        seed_row.setContentsMargins(0, 0, 0, 0)
-        seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(self.dice)
         seed_box = QWidget()
-        seed_box.setLayout(seed_row)
+        seed_box.setLayout(row_layout((self.seed, 1), self.dice, margins=False))
 
         form = QGridLayout()
         form.setContentsMargins(0, 0, 0, 0)
@@ -88,22 +84,15 @@ class GenerateControls(QWidget):
             form.addWidget(w, k // 3, 2 * (k % 3) + 1)
         form.setColumnStretch(6, 1)
 
-        self.generate_button = QPushButton("Generate")
+        self.generate_button = button("Generate", self.generateClicked,
+                                      tip="Make a take for the selection with these settings")
         self.generate_button.setDefault(True)
-        self.generate_button.setToolTip("Make a take for the selection with these settings")
-        self.new_seed_button = QPushButton("New seed")
-        self.new_seed_button.setToolTip("Next seed and generate (the video's features are reused)")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.generate_button.clicked.connect(self.generateClicked)
-        self.new_seed_button.clicked.connect(self.newSeedClicked)
-        self.cancel_button.clicked.connect(self.cancelClicked)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.generate_button)
-        buttons.addWidget(self.new_seed_button)
-        buttons.addWidget(self.cancel_button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.backend_label)
+        self.new_seed_button = button(
+            "New seed", self.newSeedClicked,
+            tip="Next seed and generate (the video's features are reused)")
+        self.cancel_button = button("Cancel", self.cancelClicked, enabled=False)
+        buttons = row_layout(self.generate_button, self.new_seed_button, self.cancel_button,
+                             STRETCH, self.backend_label)
 
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
@@ -112,9 +101,7 @@ class GenerateControls(QWidget):
         self.progress.setFormat("idle")
         self.eta_label = QLabel("")
 
-        prog = QHBoxLayout()
-        prog.addWidget(self.progress, 1)
-        prog.addWidget(self.eta_label)
+        prog = row_layout((self.progress, 1), self.eta_label)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)

@@ -27,14 +27,14 @@ from typing import Any, Callable
 
 import opentimelineio as otio
 from PySide6.QtCore import QSettings, Qt, QThreadPool, Signal
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMessageBox, QPushButton,
-                               QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from diffv2m.errors import UserError
 
 from diffv2m.plugin.panel.controls import GenerateControls
 from diffv2m.plugin.panel.export_options import ExportOptions
 from diffv2m.plugin.panel.picture import PicturePlayer
+from diffv2m.plugin.panel.rows import STRETCH, button, row_layout
 from diffv2m.plugin.panel.strip import SelectionBar, TimelineStrip, model_for_session
 from diffv2m.plugin.panel.takes import AudioPreview, TakesList
 from diffv2m.plugin.panel.worker import Job, panel_threads
@@ -92,9 +92,8 @@ class ScorePanel(QWidget):
 
     # -- layout -----------------------------------------------------------------------------
     def _build(self) -> None:
-        self.open_button = QPushButton("Open…")
-        self.open_button.setToolTip("Open a timeline (.otio, EDL, FCP XML, …) or a video")
-        self.open_button.clicked.connect(self.ask_open)
+        self.open_button = button("Open…", self.ask_open,
+                                  tip="Open a timeline (.otio, EDL, FCP XML, …) or a video")
         self.file_label = QLabel("No timeline or video open")
         self.file_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.selection_bar = SelectionBar()
@@ -105,11 +104,10 @@ class ScorePanel(QWidget):
         self.status.setObjectName("status")
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.takes = TakesList()
-        self.export_button = QPushButton("Export timeline…")
-        self.export_button.setToolTip("Write a NEW timeline with a 'Diff-V2M score' track holding "
-                                      "the kept takes (all takes when none is kept)")
-        self.export_button.setEnabled(False)
-        self.export_button.clicked.connect(lambda: self.export_timeline())
+        self.export_button = button(
+            "Export timeline…", lambda: self.export_timeline(), enabled=False,
+            tip="Write a NEW timeline with a 'Diff-V2M score' track holding the kept takes "
+                "(all takes when none is kept)")
         self.export_options = ExportOptions()
         self.export_options.restore(self.qsettings)
         self.export_options.changed.connect(lambda: self.export_options.save(self.qsettings))
@@ -117,29 +115,20 @@ class ScorePanel(QWidget):
         self.picture = PicturePlayer()
         self._picture_key: Any = None         # the selection the picture shows
 
-        top = QHBoxLayout()
-        top.addWidget(self.open_button)
-        top.addWidget(self.file_label, 1)
+        top = row_layout(self.open_button, (self.file_label, 1))
         upper = QWidget()
         ul = QVBoxLayout(upper)
         ul.setContentsMargins(0, 0, 0, 0)
         ul.addLayout(top)
         ul.addWidget(self.selection_bar)
-        beside = QHBoxLayout()
-        beside.addWidget(self.strip, 3)
-        beside.addWidget(self.picture, 2)
-        ul.addLayout(beside)
+        ul.addLayout(row_layout((self.strip, 3), (self.picture, 2)))
         ul.addWidget(self.controls)
         ul.addWidget(self.status)
         lower = QWidget()
         ll = QVBoxLayout(lower)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.takes, 1)
-        bottom = QHBoxLayout()
-        bottom.addStretch(1)
-        bottom.addWidget(self.export_options)
-        bottom.addWidget(self.export_button)
-        ll.addLayout(bottom)
+        ll.addLayout(row_layout(STRETCH, self.export_options, self.export_button))
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(upper)
         self.splitter.addWidget(lower)
@@ -221,13 +210,12 @@ class ScorePanel(QWidget):
         self.picture.set_takes([])
         self.qsettings.setValue("files/last_dir", str(path.parent))
         self.qsettings.setValue("files/last_file", str(path))
-        kind = "video" if session.is_video else "timeline"
-        self.file_label.setText(f"{path.name}  ({kind}, {session.rate:g} fps)")
+        self.file_label.setText(f"{path.name}  ({session.kind}, {session.rate:g} fps)")
         model = model_for_session(session)
         self.strip.set_model(model)
         self.selection_bar.set_model(model)
         self.show_message(f"Opened {path}")
-        if not session.is_video:
+        if session.selection is None:             # a timeline: all of it (a video: done)
             try:
                 session.select()
                 self._show_warnings()
@@ -245,9 +233,6 @@ class ScorePanel(QWidget):
         s = self.session
         if s is None or s.selection is None:
             return None
-        if s.is_video:
-            a, b = s.selection
-            return int(round(a * s.rate)), int(round(b * s.rate))
         start = s.selection.start_time.rescaled_to(s.rate)
         dur = s.selection.duration.rescaled_to(s.rate)
         return int(round(start.value)), int(round(start.value + dur.value))
@@ -258,14 +243,12 @@ class ScorePanel(QWidget):
         if s is None:
             return False
         r = s.rate
-        if s.is_video:
-            return self._apply(lambda: s.select_seconds(sel_in / r, sel_out / r))
         RT = otio.opentime.RationalTime
         return self._apply(lambda: s.select(range=(RT(sel_in, r), RT(sel_out, r))))
 
     def select_marker(self, name: str) -> bool:
         s = self.session
-        if s is None or s.is_video:
+        if s is None:
             return False
         return self._apply(lambda: s.select(marker=name))
 
@@ -274,13 +257,6 @@ class ScorePanel(QWidget):
         s = self.session
         if s is None:
             return False
-        if s.is_video:
-            from diffv2m.plugin.timeline import parse_time
-
-            def apply():
-                a, b = parse_time(in_text, s.rate), parse_time(out_text, s.rate)
-                s.select_seconds(a.to_seconds(), b.to_seconds())
-            return self._apply(apply)
         return self._apply(lambda: s.select(range=(in_text, out_text)))
 
     def _strip_selection(self, sel_in: int, sel_out: int) -> None:
@@ -327,9 +303,10 @@ class ScorePanel(QWidget):
         key = (str(s.path), round(a, 6), round(b, 6))
         if key == self._picture_key:
             return
-        if s.is_video:
+        picture = s.picture_file
+        if picture is not None:                   # one file's range: shown at once
             self._picture_key = key
-            self.picture.set_picture(s.path, a, b - a, s.rate)
+            self.picture.set_picture(*picture, s.rate)
         elif render and s._source is not None:
             self._picture_key = key
             self.picture.render_proxy(s._source, s.rate, pool=self.pool)

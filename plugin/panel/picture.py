@@ -23,7 +23,9 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QElapsedTimer, QRectF, QSize, Qt, QThreadPool, QTimer, QUrl, Signal
 from PySide6.QtGui import QColor, QImage, QPainter
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from diffv2m.plugin.panel.rows import button, row_layout
 
 RESYNC_FRAMES = 2.0       # re-seek the picture beyond this drift
 TICK_MS = 20
@@ -108,22 +110,14 @@ class PicturePlayer(QWidget):
         from PySide6.QtMultimedia import QAudioOutput, QMediaDevices, QMediaPlayer
         self._QMP = QMediaPlayer
         self.video = VideoView(self)
-        self.play_button = QPushButton("▶ Play with picture")
-        self.play_button.setEnabled(False)
-        self.play_button.clicked.connect(self.toggle)
-        self.ab_button = QPushButton("A/B")
-        self.ab_button.setToolTip("Switch to the other take without moving the playhead")
-        self.ab_button.setEnabled(False)
-        self.ab_button.clicked.connect(self.next_take)
+        self.play_button = button("▶ Play with picture", self.toggle, enabled=False)
+        self.ab_button = button("A/B", self.next_take, enabled=False,
+                                tip="Switch to the other take without moving the playhead")
         self.label = QLabel("No picture")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.video, 1)
-        row = QHBoxLayout()
-        row.addWidget(self.play_button)
-        row.addWidget(self.ab_button)
-        row.addWidget(self.label, 1)
-        lay.addLayout(row)
+        lay.addLayout(row_layout(self.play_button, self.ab_button, (self.label, 1)))
 
         self._elapsed = QElapsedTimer()
         self._elapsed.start()

@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, QRectF, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen
-from PySide6.QtWidgets import (QCheckBox, QFrame, QHBoxLayout, QLabel, QPushButton, QScrollArea,
-                               QSizePolicy, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QFrame, QLabel, QScrollArea, QSizePolicy, QVBoxLayout,
+                               QWidget)
+
+from diffv2m.plugin.panel.rows import STRETCH, button, row_layout
 
 
 def envelope(audio: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
@@ -211,31 +213,23 @@ class TakeRow(QFrame):
                               f"style {s.cls} · {take.duration:.1f} s · {take.backend}")
         self.details.setStyleSheet("color: gray")
         self.saved_label = QLabel("")
-        self.play_button = QPushButton("▶ Play")
+        self.play_button = button("▶ Play", lambda: self.playToggled.emit(self.record))
         self.play_button.setCheckable(True)
-        self.play_button.clicked.connect(lambda: self.playToggled.emit(self.record))
         self.keep_box = QCheckBox("Keep")
         self.keep_box.setChecked(bool(record.kept))
         self.keep_box.setToolTip("Kept takes are the ones exported (all takes when none is kept)")
         self.keep_box.toggled.connect(lambda on: self.keepToggled.emit(self.record, on))
-        self.discard_button = QPushButton("Discard")
-        self.discard_button.setToolTip("Remove this take from the list (its file stays on disk)")
-        self.discard_button.clicked.connect(lambda: self.discardClicked.emit(self.record))
-        self.preview_button = QPushButton("Export preview MP4…")
-        self.preview_button.clicked.connect(lambda: self.previewClicked.emit(self.record))
+        self.discard_button = button(
+            "Discard", lambda: self.discardClicked.emit(self.record),
+            tip="Remove this take from the list (its file stays on disk)")
+        self.preview_button = button("Export preview MP4…",
+                                     lambda: self.previewClicked.emit(self.record))
         self.waveform = WaveformView()
         self.waveform.set_take(take)
 
-        top = QHBoxLayout()
-        top.addWidget(self.title)
-        top.addWidget(self.details, 1)
-        top.addWidget(self.saved_label)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.play_button)
-        buttons.addWidget(self.keep_box)
-        buttons.addWidget(self.discard_button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.preview_button)
+        top = row_layout(self.title, (self.details, 1), self.saved_label)
+        buttons = row_layout(self.play_button, self.keep_box, self.discard_button, STRETCH,
+                             self.preview_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 4, 6, 4)
         lay.addLayout(top)

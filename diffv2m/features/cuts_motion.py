@@ -26,7 +26,6 @@ from __future__ import annotations
 from typing import Iterable, Sequence
 
 import numpy as np
-from scipy import ndimage
 
 from .image import resize, shrink_to, to_grey
 
@@ -178,6 +177,7 @@ def cuts_from_differences(times: Sequence[float], differences: Sequence[float], 
         return np.zeros(0, np.float64)
     half = max(3, int(round(window_s * _frame_rate(t) / 2)))
     size = 2 * half + 1
+    from scipy import ndimage          # here, not at import: a new seed reads cached features
     med = ndimage.median_filter(d, size=size, mode="nearest")
     mad = ndimage.median_filter(np.abs(d - med), size=size, mode="nearest")
     thr = np.maximum(min_abs, med + z * np.maximum(1.4826 * mad, sigma_floor))
