@@ -5,7 +5,8 @@ import argparse
 from pathlib import Path
 
 from .errors import UserError
-from .generation_options import add_generation_options, settings_from_args
+from .generation_options import (add_generation_options, add_score_file_options,
+                                 settings_from_args)
 from .synthesis import Settings
 
 
@@ -18,9 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=("score", "audio"), default=None,
                    help="embedded model: score (notes rendered by FluidSynth; default) or "
                         "audio (the waveform-latent model); ignored with --checkpoint")
-    p.add_argument("--midi", help="score model: also write the notes as a MIDI file")
-    p.add_argument("--stems", help="score model: also write one WAV per track into this "
-                                   "new (or empty) folder")
+    add_score_file_options(p)
     p.add_argument("--ensemble", help="score model: instruments (default: from the mood); "
                                       "e.g. piano, epiano, harp, strings (see diffv2m.score.take)")
     p.add_argument("--sample-rate", type=int, default=None,

@@ -43,3 +43,12 @@ def settings_from_args(args: argparse.Namespace, *, seed_offset: int = 0) -> Set
     cfg = DEFAULTS.cfg_scale if args.cfg is None else args.cfg
     return Settings(seed=args.seed + seed_offset, steps=args.steps, cfg_scale=cfg,
                     sampler=args.sampler, cls=args.style)
+
+
+def add_score_file_options(p: argparse.ArgumentParser) -> None:
+    """``--midi PATH --stems DIR``: what a score-family take hands out besides the mix
+    (:mod:`diffv2m.score.files`)."""
+    p.add_argument("--midi", help="score model: also write the notes as a MIDI file")
+    p.add_argument("--stems", help="score model: also write one WAV per track into this "
+                                   "new (or empty) folder")
+

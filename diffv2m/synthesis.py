@@ -107,6 +107,8 @@ class Take:
         if self.score is not None:
             meta["ensemble"] = self.score.ensemble.name
             meta["notes"] = len(self.score.notes)
+            if self.score.tempo_bpm:
+                meta["tempo_bpm"] = round(float(self.score.tempo_bpm), 4)
         return meta
 
 

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from diffv2m.errors import UserError
-from diffv2m.generation_options import add_generation_options, settings_from_args
+from diffv2m.generation_options import (add_generation_options, add_score_file_options,
+                                        settings_from_args)
 from diffv2m.synthesis import Settings
 
 
@@ -17,7 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="diffv2m score",
         description="Score a timeline selection (any format an installed OTIO adapter reads) and "
-                    "write a new timeline with a 'Diff-V2M score' audio track.")
+                    "write a new timeline with a 'Diff-V2M score' audio track. With a "
+                    "score-family model, --midi and --stems also write the first take's notes "
+                    "and one WAV per track; the stems join the timeline as muted "
+                    "'Diff-V2M <track>' audio tracks.")
     p.add_argument("timeline", help="timeline file (.otio, .otioz, .edl, .xml, .fcpxml, .aaf, "
                                     ".kdenlive, .mlt) "
                                     "or a plain video")
@@ -40,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--takes-as", choices=("tracks", "clips"), default="tracks",
                    help="alternate takes as extra tracks (default) or as clips in one track")
     add_generation_options(p)
+    p.add_argument("--model", choices=("score", "audio"), default=None,
+                   help="embedded model: score (default) or audio; ignored with --onnx-dir")
+    add_score_file_options(p)
     p.add_argument("--rate", type=float, default=None,
                    help="frame rate for formats that do not carry one (EDL), e.g. 23.976")
     p.add_argument("--media-root", help="relink: look for missing media by name under this folder")
@@ -115,9 +122,18 @@ def main(argv: list[str]) -> int:
         for f in Path(args.onnx_dir).iterdir():
             if f.is_file():
                 tx.add_input(f)
-    if args.onnx_dir is not None:
+    onnx_dir = model_graphs(args)
+    if args.onnx_dir is not None or args.midi or args.stems:
         from diffv2m.runtime.manifest import validate_manifest
-        validate_manifest(args.onnx_dir, check_hashes=False)
+        cfg = validate_manifest(onnx_dir, check_hashes=False)["config"]
+    if args.midi or args.stems:
+        from diffv2m.families import check_outputs as check_family_outputs, family
+        from diffv2m.score.files import check_outputs as check_score_outputs, stem_paths
+        check_family_outputs(family(cfg.get("latent_family", "audio")), midi=args.midi,
+                             stems=stem_paths(args.stems) if args.stems else None)
+        check_score_outputs(args.midi, args.stems)
+        if args.midi:
+            tx.check(args.midi, "MIDI file")
     # The timeline (or video) is read and the selection checked before the graphs load.
     session = ScoringSession(src, None, media_root=args.media_root,
                              take_dir=args.take_dir or out.parent, rate=args.rate)
@@ -139,15 +155,18 @@ def main(argv: list[str]) -> int:
             tx.add(path, "take")
         tmp_timeline = tx.add(out, "timeline")
         tmp_mux = tx.add(args.mux, "preview") if args.mux else None
-        backend = session.backend = load_runtime(args.onnx_dir, threads=args.threads)
+        stems = session.declare_score_files(tx, midi=args.midi, stems=args.stems)
+        backend = session.backend = load_runtime(onnx_dir, threads=args.threads)
         with cli_progress(disable=args.quiet) as progress:
             for settings in all_settings:
                 records.append(session.generate(settings, progress=progress, transaction=tx))
         for w in session.warnings:
             print(f"diffv2m: warning: {src}: {w}", file=sys.stderr)
+        if args.midi or stems:
+            session.write_score_files(records[0], tx, midi=args.midi, stems=stems)
         try:
             session.export_timeline(tmp_timeline, records, takes_as=args.takes_as,
-                                    final_path=out, transaction=tx)
+                                    final_path=out, transaction=tx, stems=stems)
         except UserError as exc:
             # the transaction removes the takes this run made (documented in the README)
             made = "the takes made for it were" if len(records) > 1 else "the take made for it was"
@@ -156,7 +175,30 @@ def main(argv: list[str]) -> int:
             session.export_preview(records[0], tmp_mux)
     for r in records:
         print(f"{r.path}  (seed {r.seed}, {r.take.duration:.2f} s)")
+    if args.midi:
+        score = records[0].take.score
+        print(f"{args.midi}  (MIDI of seed {records[0].seed}, {len(score.notes)} notes, "
+              f"{midi_tempo(score):g} BPM)")
+    if args.stems:
+        print(f"{args.stems}  (stems of seed {records[0].seed}, tracks "
+              f"{', '.join(stems)})")
     print(f"{out}  (new timeline, {backend.name})")
     if args.mux:
         print(f"{args.mux}  (preview)")
     return 0
+
+
+def model_graphs(args):
+    """The exported graphs this run loads: ``--onnx-dir``, else the embedded ``--model``'s
+    (default: the embedded default model's)."""
+    from diffv2m.assets import DEFAULT_MODEL, model_onnx_dir
+    if args.onnx_dir is not None:
+        return Path(args.onnx_dir)
+    return model_onnx_dir(args.model or DEFAULT_MODEL)
+
+
+def midi_tempo(score) -> float:
+    """The tempo the MIDI file says (the score's own, else the MIDI default)."""
+    from diffv2m.score.midi import tempo_us
+    return round(60e6 / tempo_us(score), 2)
+

@@ -3,7 +3,10 @@
 This is the logic both faces share — the ``diffv2m score`` command and the PySide6 panel — so
 nothing is written twice.  Features are computed once per selection (and cached on disk by
 content); every new seed only samples and decodes.  Takes are written next to the timeline as
-``NAME.take-SEED.wav`` (temp file + rename); exporting writes a NEW timeline file.
+``NAME.take-SEED.wav`` (temp file + rename); exporting writes a NEW timeline file, and with
+a score-family model optionally the first exported take's MIDI file and stems (one WAV per
+track, added to the timeline as muted tracks), all in one output transaction
+(:meth:`ScoringSession.export_with_score_files`).
 
 A plain video opens as a one-clip timeline (in memory: :mod:`diffv2m.plugin.opened`), so the
 selection is always an ``otio.opentime.TimeRange`` at :attr:`ScoringSession.rate`; it becomes
@@ -172,13 +175,15 @@ class ScoringSession:
     # -- export ----------------------------------------------------------------------------
     def export_timeline(self, out_path: str | os.PathLike, takes: list[TakeRecord] | None = None,
                         *, takes_as: str = "tracks", final_path: str | os.PathLike | None = None,
-                        transaction=None) -> Path:
+                        transaction=None, stems: dict[str, Path] | None = None) -> Path:
         """A NEW timeline with a "Diff-V2M score" track holding the takes; never the original.
 
         ``out_path`` is the file written; within an output transaction it is the temporary of
-        ``final_path``, and a metadata sidecar the format needs joins ``transaction``."""
+        ``final_path``, and a metadata sidecar the format needs joins ``transaction``.
+        ``stems`` (``{track: wav}`` at their final paths, see :meth:`write_score_files`): one
+        muted "Diff-V2M <track>" audio track each."""
         from diffv2m.plugin.timeline_writer import write_scored_timeline
-        takes = takes if takes is not None else [t for t in self.takes if t.kept] or self.takes
+        takes = self.export_records(takes)
         if not takes:
             raise UserError(f"{self.path}: no takes to export")
         out_path = Path(out_path)
@@ -191,10 +196,99 @@ class ScoringSession:
         write_scored_timeline(timeline, sel, [t.path for t in takes], out_path, metadata=meta,
                               takes_as=takes_as, sample_rate=first.sample_rate,
                               input_path=self.opened.input_path,
-                              final_path=final_path, transaction=transaction)
+                              final_path=final_path, transaction=transaction, stems=stems)
         return out_path
+
+    def export_records(self, takes: list[TakeRecord] | None = None) -> list[TakeRecord]:
+        """The takes an export writes: ``takes``, else the kept ones, else all."""
+        return takes if takes is not None else [t for t in self.takes if t.kept] or self.takes
+
+    # -- MIDI and stems ----------------------------------------------------------------------
+    def declare_score_files(self, transaction, *, midi: str | os.PathLike | None = None,
+                            stems: str | os.PathLike | None = None,
+                            replace_stems: bool = False) -> dict[str, Path] | None:
+        """Check the MIDI path and the stems folder (:func:`diffv2m.score.files.check_outputs`;
+        ``replace_stems``: a folder holding only an earlier export's stems may be written
+        over) and declare them as outputs of ``transaction``; returns the stem paths."""
+        from diffv2m.families import check_outputs as check_family_outputs, family_of
+        from diffv2m.score.files import check_outputs, stem_paths
+        cfg = getattr(self.backend, "config", None)       # None: the caller checks the model
+        if cfg is not None:
+            check_family_outputs(family_of(cfg), midi=midi,
+                                 stems=stem_paths(stems) if stems is not None else None)
+        reuse = replace_stems and stems is not None and holds_only_stems(stems)
+        check_outputs(midi, None if reuse else stems)
+        if midi is not None:
+            transaction.add(midi, "MIDI file")
+        if stems is None:
+            return None
+        paths = stem_paths(stems)
+        for t, p in paths.items():
+            transaction.add(p, f"{t} stem")
+        return paths
+
+    def write_score_files(self, record: TakeRecord, transaction, *,
+                          midi: str | os.PathLike | None = None,
+                          stems: dict[str, Path] | None = None) -> None:
+        """``record``'s MIDI file and stems (one WAV per track, the mix's length; rendered now
+        when the take was made without them) into the temporaries :meth:`declare_score_files`
+        made, by the model's family; the stems are published at once (the timeline writer
+        reads them back; the transaction's abort takes them back)."""
+        from diffv2m.families import check_outputs as check_family_outputs, family_of
+        take = record.take
+        fam = family_of(self.backend.config)
+        check_family_outputs(fam, midi=midi, stems=stems)
+        if stems and take.stems is None:
+            from diffv2m.score.render import render_stems
+            take.stems = render_stems(take.score, sample_rate=take.sample_rate)
+        meta = {**take.metadata(), **self.provenance(*self.selection_seconds),
+                "take_path": str(record.path)}
+        fam.write_outputs(take, midi=transaction.temporary(midi) if midi is not None else None,
+                          stems={t: transaction.temporary(p) for t, p in stems.items()}
+                          if stems else None, metadata=meta)
+        for p in (stems or {}).values():
+            transaction.publish(p)
+
+    def export_with_score_files(self, out_path: str | os.PathLike,
+                                takes: list[TakeRecord] | None = None, *,
+                                takes_as: str = "tracks",
+                                midi: str | os.PathLike | None = None,
+                                stems: str | os.PathLike | None = None) -> Path:
+        """:meth:`export_timeline` plus the first exported take's MIDI file (``midi``) and
+        stems (into the folder ``stems``, as tracks in the timeline), in one output
+        transaction: every file appears, or none does (a folder holding only an earlier
+        export's stems is written over)."""
+        from diffv2m.output_transaction import OutputTransaction
+        records = self.export_records(takes)
+        if not records:
+            raise UserError(f"{self.path}: no takes to export")
+        tx = OutputTransaction([self.path, *self.media_files(), *(r.path for r in self.takes)])
+        tx.check(out_path, "timeline")
+        with tx:
+            tmp = tx.add(out_path, "timeline")
+            stem_map = self.declare_score_files(tx, midi=midi, stems=stems, replace_stems=True)
+            self.write_score_files(records[0], tx, midi=midi, stems=stem_map)
+            self.export_timeline(tmp, records, takes_as=takes_as, final_path=out_path,
+                                 transaction=tx, stems=stem_map)
+        return Path(out_path)
 
     def export_preview(self, record: TakeRecord, out_mp4: str | os.PathLike) -> Path:
         """The selection's picture with a take's music, as an H.264/AAC MP4."""
         self.opened.preview(self._source, self.selection, record.path, Path(out_mp4))
         return Path(out_mp4)
+
+
+def holds_only_stems(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` is a folder holding nothing but stem files (an earlier export's)."""
+    from diffv2m.score.files import stem_paths
+    folder = Path(folder)
+    names = {p.name for p in stem_paths(folder).values()}
+    return folder.is_dir() and all(p.is_file() and p.name in names for p in folder.iterdir())
+
+
+def holds_only_stems(folder: str | os.PathLike) -> bool:
+    """True when ``folder`` is a folder holding nothing but stem files (an earlier export's)."""
+    from diffv2m.score.files import stem_paths
+    folder = Path(folder)
+    names = {p.name for p in stem_paths(folder).values()}
+    return folder.is_dir() and all(p.is_file() and p.name in names for p in folder.iterdir())

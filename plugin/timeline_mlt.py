@@ -17,7 +17,8 @@ Writing does not round-trip the project through OTIO (which
 would drop effects, bin folders and Kdenlive's own properties): when the input is itself an
 MLT XML project its XML is copied and only added to; otherwise the OTIO Kdenlive adapter
 writes the timeline (score track included), a ``mix`` transition is added for each audio
-track (the adapter writes none) and the same ``out`` finishing is applied:
+track (the adapter writes none), the tracks the timeline has disabled (the stems) are hidden
+(``hide="both"``: the adapter writes no mute) and the same ``out`` finishing is applied:
 
 * the take: a ``<producer>`` (``avformat``, absolute path, ``in``/``out``/``length``) listed in
   Kdenlive's ``main_bin``;
@@ -26,7 +27,8 @@ track (the adapter writes none) and the same ``out`` finishing is applied:
   take's ``<entry>``; in other MLT projects (Shotcut) that playlist itself, with
   ``shotcut:audio`` 1 and ``shotcut:name``. Added as the last track of the main tractor
   (``hide="video"``), with a ``mix`` transition (``sum`` 1, ``always_active`` 1) so MLT mixes
-  it with the other tracks' sound; alternate takes are added muted (``hide="both"``);
+  it with the other tracks' sound; alternate takes are added muted (``hide="both"``), and
+  so are the stems (one track each, "Diff-V2M melody"..., after the takes);
 * ``out`` on every producer, playlist and tractor that lacks one (the last frame of its
   content), and on the main tractor the project's last frame, so ``melt`` and Kdenlive's
   renderer stop at the project's end instead of MLT's 15,000-frame default.
@@ -158,8 +160,8 @@ def _take_frames(take: Path, rate: Fraction) -> int | None:
 
 
 def _add_score(root: ET.Element, rate: Fraction, takes: Sequence[Path], start: int,
-               length: int) -> None:
-    from diffv2m.plugin.timeline_writer import SCORE_TRACK_NAME
+               length: int, stems: dict[str, Path] | None = None) -> None:
+    from diffv2m.plugin.timeline_writer import SCORE_TRACK_NAME, stem_track_name
     main = _main_tractor(root)
     children = list(root)
     insert_at = children.index(main)
@@ -170,21 +172,26 @@ def _add_score(root: ET.Element, rate: Fraction, takes: Sequence[Path], start: i
     kdenlive = any((el.get("name") or "").startswith("kdenlive:") for el in root.iter("property"))
     new_elements: list[ET.Element] = []
     track_ids: list[str] = []
-    for k, take in enumerate(takes):
+    # (file, track name, clip name, muted): the takes, then the stems
+    tracks = [(take, SCORE_TRACK_NAME if k == 0 else f"{SCORE_TRACK_NAME} (take {k + 1})",
+               take.stem, k > 0) for k, take in enumerate(takes)]
+    tracks += [(Path(p), stem_track_name(t), stem_track_name(t), True)
+               for t, p in (stems or {}).items()]
+    muted = [m for *_, m in tracks]
+    for k, (take, name, clip_name, mute) in enumerate(tracks):
         pid = f"diffv2m_take{k + 1}"
         n = _take_frames(take, rate) or length
         prod = ET.Element("producer", id=pid, **{"in": "0", "out": str(max(n, length) - 1)})
         _set_prop(prod, "length", max(n, length))
         _set_prop(prod, "resource", str(take.resolve()))
         _set_prop(prod, "mlt_service", "avformat")
-        _set_prop(prod, "kdenlive:clipname", take.stem)
+        _set_prop(prod, "kdenlive:clipname", clip_name)
         _set_prop(prod, "kdenlive:id", next_id)
         if bin_pl is not None:
             entry = ET.SubElement(bin_pl, "entry", producer=pid,
                                   **{"in": "0", "out": str(max(n, length) - 1)})
             _set_prop(entry, "kdenlive:id", next_id)
         next_id += 1
-        name = SCORE_TRACK_NAME if k == 0 else f"{SCORE_TRACK_NAME} (take {k + 1})"
         pl = ET.Element("playlist", id=f"diffv2m_score{k + 1}")
         if kdenlive:
             _set_prop(pl, "kdenlive:audio_track", 1)
@@ -205,7 +212,7 @@ def _add_score(root: ET.Element, rate: Fraction, takes: Sequence[Path], start: i
         _set_prop(tr, "kdenlive:audio_track", 1)
         ET.SubElement(tr, "track", producer=pl.get("id"), hide="video")
         ET.SubElement(tr, "track", producer=empty.get("id"), hide="both")
-        if k > 0:
+        if mute:
             _set_prop(tr, "kdenlive:mute", 1)
         new_elements += [prod, pl, empty, tr]
         track_ids.append(tr.get("id"))
@@ -216,7 +223,7 @@ def _add_score(root: ET.Element, rate: Fraction, takes: Sequence[Path], start: i
         root.remove(bin_pl)
         root.insert(list(root).index(main), bin_pl)
     for k, tid in enumerate(track_ids):
-        ET.SubElement(main, "track", producer=tid, hide="both" if k > 0 else "video")
+        ET.SubElement(main, "track", producer=tid, hide="both" if muted[k] else "video")
         index = len(main.findall("track")) - 1
         tr = ET.SubElement(main, "transition", id=f"diffv2m_mix{k + 1}")
         _set_prop(tr, "a_track", 0)
@@ -255,6 +262,18 @@ def _mix_audio_tracks(root: ET.Element) -> None:
                 _set_prop(tr, k, v)
 
 
+def _hide_disabled_tracks(root: ET.Element, timeline: otio.schema.Timeline) -> None:
+    """``hide="both"`` on the main tractor's entry of each track ``timeline`` has disabled
+    (the Kdenlive adapter writes one entry per OTIO track, in order, after ``black_track``)."""
+    entries = [t for t in _main_tractor(root).findall("track")
+               if t.get("producer") != "black_track"]
+    if len(entries) != len(timeline.tracks):
+        return
+    for entry, track in zip(entries, timeline.tracks):
+        if not track.enabled:
+            entry.set("hide", "both")
+
+
 def _finish_outs(root: ET.Element, rate: Fraction) -> None:
     lengths = _Lengths(root, rate)
     for el in list(root):
@@ -282,8 +301,9 @@ def _finish_outs(root: ET.Element, rate: Fraction) -> None:
 
 
 def write_mlt(new: otio.schema.Timeline, out: Path, takes: Sequence[Path], *,
-              source: Path | None) -> Path:
-    """Write ``new`` (the input timeline plus its score tracks) as a Kdenlive/MLT project."""
+              source: Path | None, stems: dict[str, Path] | None = None) -> Path:
+    """Write ``new`` (the input timeline plus its score tracks) as a Kdenlive/MLT project;
+    ``stems`` (``{track: wav}``) become muted tracks after the takes'."""
     from diffv2m.plugin.timeline import adapter_output, timeline_rate
     meta = new.metadata.get("diffv2m", {})
     rate_f = timeline_rate(new)
@@ -297,13 +317,14 @@ def write_mlt(new: otio.schema.Timeline, out: Path, takes: Sequence[Path], *,
         scale = float(rate) / rate_f
         start = int(round(meta["selection_start"] * scale))
         length = int(round(meta["selection_duration"] * scale))
-        _add_score(root, rate, takes, start, length)
+        _add_score(root, rate, takes, start, length, stems)
     else:
         with adapter_output():
             text = otio.adapters.write_to_string(new, adapter_name="kdenlive")
         root = ET.fromstring(text)
         rate = _profile_rate(root, rate_f)
         _mix_audio_tracks(root)
+        _hide_disabled_tracks(root, new)
     _finish_outs(root, rate)
     with atomic_path(out) as tmp:
         ET.ElementTree(root).write(str(tmp), encoding="utf-8", xml_declaration=True)

@@ -17,6 +17,15 @@ Several takes (``takes_as``):
   alternates; hosts that understand multiple references can switch, adapters that do not
   (EDL, FCP XML) write the active take only.
 
+Stems (``stems``, ``{track: wav}``, :func:`diffv2m.score.files.stem_paths`): after the score
+track(s), one audio track per stem, named ``"Diff-V2M <track>"`` (:func:`stem_track_name`:
+"Diff-V2M melody", ...), aligned like the first take (a gap up to the selection, then one clip
+of its duration, named like its track). The stems sum to the mix, so their tracks are written
+muted (``enabled`` False: FCP 7 ``<enabled>FALSE</enabled>``, Kdenlive/MLT ``hide="both"``;
+FCPX has no tracks, so there the stem clips are disabled; AAF carries no mute): unmute them and
+mute the mix to mix the parts. Their clips' metadata has ``stem`` and ``stem_path``; the
+sidecar lists them under ``stems``.
+
 EDL output is refused: the cmx_3600 writer writes one video track and drops audio, so the
 score would be lost.
 
@@ -68,12 +77,27 @@ TimeRange = otio.opentime.TimeRange
 
 SCORE_TRACK_NAME = "Diff-V2M score"
 
-__all__ = ["write_scored_timeline", "add_score_tracks", "SCORE_TRACK_NAME", "sidecar_path"]
+__all__ = ["write_scored_timeline", "add_score_tracks", "SCORE_TRACK_NAME", "sidecar_path",
+           "stem_track_name"]
+
+
+def stem_track_name(track: str) -> str:
+    """The audio track (and clip) name of a stem: ``"Diff-V2M melody"``."""
+    return f"Diff-V2M {track}"
 
 
 def _jsonable(value):
-    """Metadata OTIO can store: Paths to str, tuples to lists, unknowns to str."""
-    return json.loads(json.dumps(value, default=str))
+    """Metadata OTIO can store: Paths to str, tuples to lists, OTIO's own dictionaries and
+    lists (read back from a timeline) to plain ones, unknowns to str."""
+    from collections.abc import Mapping, Sequence
+
+    def plain(v):
+        if isinstance(v, Mapping):
+            return dict(v)
+        if isinstance(v, Sequence) and not isinstance(v, (str, bytes)):
+            return list(v)
+        return str(v)
+    return json.loads(json.dumps(value, default=plain))
 
 
 def _audio_seconds(path: Path) -> float | None:
@@ -143,8 +167,10 @@ def add_score_tracks(timeline: otio.schema.Timeline, selection: TimeRange,
                      take_paths: Sequence[os.PathLike | str], out_dir: Path, *,
                      metadata: dict, takes_as: str = "tracks",
                      sample_rate: int | None = None,
-                     source_dir: Path | None = None) -> otio.schema.Timeline:
-    """A deep copy of ``timeline`` with the score track(s) appended (nothing written).
+                     source_dir: Path | None = None,
+                     stems: dict[str, os.PathLike | str] | None = None) -> otio.schema.Timeline:
+    """A deep copy of ``timeline`` with the score track(s) appended (nothing written), and
+    one muted track per stem of ``stems`` (see the module docstring).
 
     With ``source_dir`` (the input timeline's folder), relative media paths of the existing
     clips are rewritten relative to ``out_dir`` so the new file still finds its media.
@@ -167,6 +193,8 @@ def add_score_tracks(timeline: otio.schema.Timeline, selection: TimeRange,
         "selection_start": int(start.value), "selection_duration": int(duration.value),
         "rate": rate, "takes": [str(p) for p in takes], "takes_as": takes_as,
     }
+    if stems:
+        new.metadata["diffv2m"]["stems"] = {t: str(p) for t, p in stems.items()}
 
     def clip_for(index: int, refs: dict[str, otio.schema.ExternalReference]) -> otio.schema.Clip:
         take = takes[index]
@@ -196,6 +224,17 @@ def add_score_tracks(timeline: otio.schema.Timeline, selection: TimeRange,
     else:
         keyed = {f"take-{i + 1}": r for i, r in enumerate(refs)}
         new.tracks.append(track_named(SCORE_TRACK_NAME, clip_for(0, keyed), 1))
+    for part, path in (stems or {}).items():
+        name = stem_track_name(part)
+        clip = otio.schema.Clip(name=name, source_range=TimeRange(RationalTime(0, rate), duration),
+                                media_reference=_reference(Path(path), out_dir, rate, sel,
+                                                           sample_rate))
+        clip.metadata["diffv2m"] = {**base_md, "take": 1, "stem": part, "stem_path": str(path),
+                                    "sample_rate": sample_rate}
+        track = track_named(name, clip, 1)
+        track.metadata["diffv2m"]["stem"] = part
+        track.enabled = False                   # the stems sum to the mix: muted
+        new.tracks.append(track)
     return new
 
 
@@ -257,11 +296,12 @@ def _rescale_to(timeline, rate: float) -> None:
         timeline.global_start_time = timeline.global_start_time.rescaled_to(rate).round()
 
 
-def _absolute_takes(timeline, takes: Sequence[Path]) -> None:
-    """Point the score clips at their takes by absolute file:// URLs."""
+def _absolute_takes(timeline, takes: Sequence[Path], stem_names: Sequence[str] = ()) -> None:
+    """Point the score clips (and the stems' tracks ``stem_names``) at their takes by
+    absolute file:// URLs."""
     uris = {t.resolve().name: t.resolve().as_uri() for t in takes}
     for track in timeline.tracks:
-        if not track.name.startswith(SCORE_TRACK_NAME):
+        if not track.name.startswith(SCORE_TRACK_NAME) and track.name not in stem_names:
             continue
         for c in track.find_clips():
             for ref in c.media_references().values():
@@ -287,12 +327,16 @@ def _audio_props(path: Path) -> tuple[int | None, int | None, int | None]:
         return None, None, None
 
 
-def _patch_fcp_xml(path: Path, takes: Sequence[Path], rate: float) -> None:
-    """Fill in what the fcp_xml writer leaves out for the score (see the module docstring)."""
+def _patch_fcp_xml(path: Path, takes: Sequence[Path], rate: float,
+                   stems: dict[str, Path] | None = None) -> None:
+    """Fill in what the fcp_xml writer leaves out for the score and the stems (see the module
+    docstring); a stem's ``<file>`` is found by its absolute URL, a take's by its name."""
     import xml.etree.ElementTree as ET
     tree = ET.parse(str(path))
     root = tree.getroot()
     by_name = {t.resolve().name: t.resolve() for t in takes}
+    by_url = {Path(p).resolve().as_uri(): (Path(p).resolve(), stem_track_name(t))
+              for t, p in (stems or {}).items()}
     parent = {c: p for p in root.iter() for c in p}
     for file_e in root.iter("file"):
         url_e = file_e.find("pathurl")
@@ -300,7 +344,7 @@ def _patch_fcp_xml(path: Path, takes: Sequence[Path], rate: float) -> None:
             continue
         name = Path(urllib.parse.unquote(urllib.parse.urlparse(url_e.text).path or
                                          url_e.text)).name
-        take = by_name.get(name)
+        take, track_name = by_url.get(url_e.text, (by_name.get(name), SCORE_TRACK_NAME))
         if take is None:
             continue
         url_e.text = take.as_uri()
@@ -340,7 +384,7 @@ def _patch_fcp_xml(path: Path, takes: Sequence[Path], rate: float) -> None:
             node = parent.get(node)
         if node is not None and node.find("name") is None:
             n = ET.Element("name")
-            n.text = SCORE_TRACK_NAME
+            n.text = track_name
             node.insert(0, n)
     tree.write(str(path), encoding="UTF-8", xml_declaration=True)
 
@@ -416,14 +460,17 @@ def _patch_fcpx_xml(path: Path, rate: float, timeline) -> None:
 def _sidecar(out: Path, timeline, transaction=None) -> Path:
     """``OUT.diffv2m.json``: the diffv2m metadata a non-OTIO format cannot carry (an output of
     ``transaction`` when one is given, else written atomically on its own)."""
-    takes = []
+    takes, stems = [], []
     for track in timeline.tracks:
         for c in track.find_clips():
             if "diffv2m" in c.metadata:
-                takes.append({"track": track.name, "clip": c.name,
-                              **_jsonable(dict(c.metadata["diffv2m"]))})
+                md = _jsonable(dict(c.metadata["diffv2m"]))
+                (stems if "stem" in md else takes).append({"track": track.name,
+                                                           "clip": c.name, **md})
     data = {"timeline": str(out.name), "diffv2m": _jsonable(dict(timeline.metadata["diffv2m"])),
             "takes": takes}
+    if stems:
+        data["stems"] = stems
     side = sidecar_path(out)
     text = json.dumps(data, indent=2, sort_keys=True)
     if transaction is not None:
@@ -458,6 +505,7 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
                           input_path: os.PathLike | str | None = None,
                           adapter_name: str | None = None,
                           final_path: os.PathLike | str | None = None, transaction=None,
+                          stems: dict[str, os.PathLike | str] | None = None,
                           **adapter_args) -> Path:
     """Write a new timeline (the input plus the score track(s)) to ``out_path``, atomically.
 
@@ -467,7 +515,8 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
     relative media paths are rebased so they still resolve from ``out_path``'s folder.
     ``final_path``: the name the file will have when ``out_path`` is a temporary of an output
     transaction (``transaction``); a metadata sidecar is named after it and joins the
-    transaction. Returns ``out_path``.
+    transaction. ``stems`` (``{track: wav}``, at their final paths): one muted track each.
+    Returns ``out_path``.
     """
     out = Path(out_path)
     final = Path(final_path) if final_path is not None else out
@@ -490,13 +539,21 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
     new = add_score_tracks(timeline, selection, take_paths, out.parent.resolve()
                            if out.parent.exists() else out.parent.absolute(),
                            metadata=metadata, takes_as=takes_as, sample_rate=sample_rate,
-                           source_dir=Path(input_path).parent if input_path is not None else None)
+                           source_dir=Path(input_path).parent if input_path is not None else None,
+                           stems=stems)
     rate = timeline_rate(new)
     takes = [Path(t) for t in take_paths]
+    stems = {t: Path(p) for t, p in (stems or {}).items()}
     src_dir = Path(input_path).resolve().parent if input_path is not None else None
     _complete_references(new, src_dir, rate)
     if adapter_name not in _OTIO_NATIVE:
-        _absolute_takes(new, takes)
+        _absolute_takes(new, takes + list(stems.values()),
+                        [stem_track_name(t) for t in stems])
+    if adapter_name == "fcpx_xml":                   # no tracks there: mute the stem clips
+        for track in new.tracks:
+            if "stem" in track.metadata.get("diffv2m", {}):
+                for c in track.find_clips():
+                    c.enabled = False
     if adapter_name == "fcp_xml":
         _fcp_xml_carry(new)
     if adapter_name == "AAF":
@@ -505,7 +562,8 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
     if adapter_name in ("kdenlive", "diffv2m_mlt"):
         from diffv2m.plugin.timeline_mlt import write_mlt
         with _writer_errors(out, "cannot write this timeline as a Kdenlive/MLT project"):
-            write_mlt(new, out, takes, source=Path(input_path) if input_path else None)
+            write_mlt(new, out, takes, source=Path(input_path) if input_path else None,
+                      stems=stems)
         _sidecar(final, new, transaction)
         return out
     with _writer_errors(out, f"the {adapter_name} adapter cannot write this timeline"):
@@ -514,7 +572,7 @@ def write_scored_timeline(timeline: otio.schema.Timeline, selection: TimeRange,
                 otio.adapters.write_to_file(new, str(tmp), adapter_name=adapter_name,
                                             **adapter_args)
             if adapter_name == "fcp_xml":
-                _patch_fcp_xml(Path(tmp), takes, rate)
+                _patch_fcp_xml(Path(tmp), takes, rate, stems)
             elif adapter_name == "fcpx_xml":
                 _patch_fcpx_xml(Path(tmp), rate, new)
     if adapter_name not in _OTIO_NATIVE:

@@ -49,6 +49,9 @@ def test_default_is_the_score_model_48k_stereo_with_midi_and_stems(video, tmp_pa
     assert meta["backend"].startswith("onnxruntime") and meta["notes"] > 0
     assert meta["cfg_scale"] == 2.0                          # the model's own default
     assert mid.read_bytes()[:4] == b"MThd"
+    from diffv2m.score.midi import read_midi
+    assert 70 <= meta["tempo_bpm"] <= 150                    # the take's own tempo ...
+    assert read_midi(mid).tempo_bpm == pytest.approx(meta["tempo_bpm"], abs=1e-3)  # ... in the MIDI
     names = sorted(p.name for p in stems.iterdir())
     assert names == ["accompaniment.wav", "bass.wav", "drums.wav", "melody.wav"]
     total = sum(media.read_audio(stems / n, 48000, mono=False) for n in names)

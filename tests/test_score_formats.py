@@ -108,12 +108,17 @@ def test_score_each_format_writes_the_same_format_back(scored):
     assert side["diffv2m"]["selection_start"] == 25 and side["diffv2m"]["steps"] == 2
 
 
-def test_scored_kdenlive_and_mlt_render_with_melt(scored, tmp_path):
-    adapter, root, src, before, out, res = scored
+def skip_unless_melt(adapter: str) -> None:
+    """Skip unless ``adapter`` writes an MLT project and ``melt`` is there to render it."""
     if adapter not in ("kdenlive", "diffv2m_mlt"):
         pytest.skip("melt renders MLT projects only")
     if shutil.which("melt") is None:
         pytest.skip("melt is not installed (CI installs the Debian package)")
+
+
+def test_scored_kdenlive_and_mlt_render_with_melt(scored, tmp_path):
+    adapter, root, src, before, out, res = scored
+    skip_unless_melt(adapter)
     assert res.returncode == 0, res.stderr[-2000:]
     seconds, audio = render_audio(out, tmp_path / "render.mp4")
     assert abs(seconds - 6.0) < 0.2                        # stops at the project's end

@@ -13,20 +13,26 @@ from diffv2m.score.roll import (FRAME, ONSET, VELOCITY, end_frame, notes_to_roll
 RATE = 24.0
 
 
+def arranged_piece(name: str, seed: int, quarters: float = 24):
+    """``(piece, arrangement)``: a real corpus piece as the builder arranges ``quarters``
+    quarter notes of it from its first downbeat (a tempo by seed); skips without the piece."""
+    try:
+        piece = music.load_piece(name)
+    except Exception as exc:                        # pragma: no cover - corpus layout
+        pytest.skip(f"{name}: {exc}")
+    rng = np.random.default_rng(seed)
+    us = music.choose_tempo(piece, rng)
+    span = (piece.first_downbeat_ql, min(piece.length_ql, piece.first_downbeat_ql + quarters))
+    return piece, music.arrange(piece, rng, span, us)
+
+
 @pytest.fixture(scope="module")
 def corpus_notes():
     """The exact notes of two real corpus pieces (a 4-voice chorale, a fiddle tune) as the
     builder arranges them, drums included."""
     out = []
     for name, seed in (("bach/bwv10.7.mxl", 3), ("ryansMammoth/7thRegimentReel.abc", 5)):
-        try:
-            piece = music.load_piece(name)
-        except Exception as exc:                        # pragma: no cover - corpus layout
-            pytest.skip(f"{name}: {exc}")
-        rng = np.random.default_rng(seed)
-        us = music.choose_tempo(piece, rng)
-        span = (piece.first_downbeat_ql, min(piece.length_ql, piece.first_downbeat_ql + 24))
-        arr = music.arrange(piece, rng, span, us)
+        piece, arr = arranged_piece(name, seed)
         arr.drums = "drive"
         out.append((piece, arr, scores.arrangement_notes(piece, arr)))
     return out

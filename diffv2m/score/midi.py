@@ -1,12 +1,15 @@
 """A :class:`~diffv2m.score.events.Score` as a Standard MIDI File, and back (mido; torch-free).
 
-Writing (:func:`midi_bytes`, :func:`write_midi`): format 1, ``TPQ`` ticks per quarter.  Track 0
-holds the tempo (``score.tempo_bpm``, ``DEFAULT_TEMPO_BPM`` when unknown) and a 4/4 time
-signature; then one track per entry of ``TRACKS``, named after it, on its own channel
-(``CHANNELS``: drums on MIDI channel 10, i.e. 9 counted from 0) with its General-MIDI program
+Writing (:func:`midi_bytes`, :func:`write_midi`): format 1.  Track 0 holds the tempo
+(``score.tempo_bpm``: a generated take's own, :mod:`diffv2m.score.tempo`; ``DEFAULT_TEMPO_BPM``
+when unknown) and a 4/4 time signature; then one track per entry of ``TRACKS``, named after
+it, on its own channel (``CHANNELS``: drums on MIDI channel 10, i.e. 9 counted from 0) with its General-MIDI program
 from ``score.ensemble.programs`` (``DEFAULT_PROGRAMS`` where the ensemble names none; for drums
 the number is the GM drum kit) and a reverb send of ``REVERB_SEND`` (CC 91, as the corpus
-renders).  Times are quantised to ticks at that tempo (about 1 ms at 120 BPM).
+renders).  Times are quantised to ticks at that tempo: :func:`ticks_per_quarter` picks the
+resolution (at least ``TPQ``) that puts every frame of the roll grid (24 frames/s) on a whole
+tick, so a generated take's note times survive exactly; other times are within half a tick
+(about 1 ms).
 
 Reading (:func:`read_midi`): any SMF; a note's track is the name of its MIDI track when that is
 one of ``TRACKS``, else its channel's (``CHANNELS``), else ``accompaniment``; channel 10 is
@@ -20,7 +23,8 @@ from pathlib import Path
 from ..errors import UserError
 from .events import TRACKS, Ensemble, Note, Score
 
-TPQ = 480                                   # MIDI ticks per quarter note
+TPQ = 480                                   # MIDI ticks per quarter note (at least)
+MAX_TPQ = 32767                             # the SMF header's 15 bits
 DEFAULT_TEMPO_BPM = 120.0
 CHANNELS: dict[str, int] = {"melody": 0, "accompaniment": 1, "bass": 2, "drums": 9}
 DEFAULT_PROGRAMS: dict[str, int] = {"melody": 0, "accompaniment": 0, "bass": 32, "drums": 0}
@@ -55,18 +59,32 @@ def tempo_us(score: Score) -> int:
     return int(round(60e6 / bpm))
 
 
+def ticks_per_quarter(us: int, grid_rate: float | None = None) -> int:
+    """The smallest multiple of the ticks that put every frame of ``grid_rate`` (default the
+    roll's 24 frames/s) on a whole tick at ``us`` per quarter, from ``TPQ`` up; ``TPQ`` when
+    none fits in ``MAX_TPQ``."""
+    from fractions import Fraction
+    from .roll import FRAME_RATE
+    rate = Fraction(grid_rate if grid_rate is not None else FRAME_RATE).limit_denominator(1001)
+    frames_per_quarter = Fraction(int(us), 1_000_000) * rate
+    unit = frames_per_quarter.numerator        # ticks per quarter must be a multiple of it
+    tpq = unit * -(-TPQ // unit)
+    return tpq if tpq <= MAX_TPQ else TPQ
+
+
 def midi_bytes(score: Score) -> bytes:
     """The score as a format-1 Standard MIDI File (see the module docstring)."""
     import mido
 
     check_notes(score)
     us = tempo_us(score)
+    tpq = ticks_per_quarter(us)
 
     def tick(t: float) -> int:
-        return int(round(t * 1e6 / us * TPQ))
+        return int(round(t * 1e6 / us * tpq))
 
     end = max(0, tick(score.duration))
-    mid = mido.MidiFile(type=1, ticks_per_beat=TPQ)
+    mid = mido.MidiFile(type=1, ticks_per_beat=tpq)
     meta = mido.MidiTrack()
     meta.append(mido.MetaMessage("track_name", name=f"diffv2m {score.ensemble.name}", time=0))
     meta.append(mido.MetaMessage("set_tempo", tempo=us, time=0))

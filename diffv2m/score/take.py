@@ -32,6 +32,9 @@ cuts, and slow-attack timbres (string pads, choir, organ) smear them; they stay 
 ``--ensemble`` away (``strings``, ``choir``, ``organ``...).  ``--ensemble NAME`` (one of
 :func:`ensemble_names`: the corpus's ensembles and the score family's ``ORCHESTRATIONS``)
 overrides the mood.
+
+Tempo: the score's ``tempo_bpm`` is estimated from its own onsets
+(:func:`diffv2m.score.tempo.estimate_tempo`); the MIDI file and the take's metadata carry it.
 """
 from __future__ import annotations
 
@@ -174,8 +177,9 @@ def score_from_probabilities(prob: np.ndarray, *, duration: float, rate: float,
     notes = playable_notes(prob, rate=rate, pitch_low=pitch_low)
     notes = [n for n in notes if n.start < duration]
     notes = [Note(n.track, n.pitch, n.start, min(n.end, duration), n.velocity) for n in notes]
+    from .tempo import estimate_tempo
     return Score(notes=notes, ensemble=choose_ensemble(notes, cls, ensemble_name),
-                 duration=float(duration))
+                 duration=float(duration), tempo_bpm=estimate_tempo(notes, duration, rate))
 
 
 def midi_file_bytes(score: Score) -> bytes:

@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.path and not Path(args.path).exists():
         raise UserError(f"{args.path}: no such file")
-    from PySide6.QtCore import QSettings, QTimer
+    from PySide6.QtCore import QEvent, QSettings, QTimer
     from PySide6.QtWidgets import QApplication
 
     from diffv2m.runtime import ort
@@ -85,4 +85,7 @@ def main(argv: list[str]) -> int:
             app.quit()
         QTimer.singleShot(200, shoot)
     app.exec()
+    # Closing the last window posted a second Quit; drop it, so that event loops run after
+    # main() returns (a host's, a test's) are not ended by it.
+    app.removePostedEvents(app, QEvent.Type.Quit)
     return status["rc"]

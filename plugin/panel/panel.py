@@ -32,6 +32,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox, QSplitter, QVBox
 from diffv2m.errors import UserError
 
 from diffv2m.plugin.panel.controls import GenerateControls
+from diffv2m.plugin.panel.export_options import ExportOptions
 from diffv2m.plugin.panel.picture import PicturePlayer
 from diffv2m.plugin.panel.rows import STRETCH, button, row_layout
 from diffv2m.plugin.panel.strip import SelectionBar, TimelineStrip, model_for_session
@@ -107,6 +108,9 @@ class ScorePanel(QWidget):
             "Export timeline…", lambda: self.export_timeline(), enabled=False,
             tip="Write a NEW timeline with a 'Diff-V2M score' track holding the kept takes "
                 "(all takes when none is kept)")
+        self.export_options = ExportOptions()
+        self.export_options.restore(self.qsettings)
+        self.export_options.changed.connect(lambda: self.export_options.save(self.qsettings))
         self.preview = AudioPreview(self)
         self.picture = PicturePlayer()
         self._picture_key: Any = None         # the selection the picture shows
@@ -124,7 +128,7 @@ class ScorePanel(QWidget):
         ll = QVBoxLayout(lower)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addWidget(self.takes, 1)
-        ll.addLayout(row_layout(STRETCH, self.export_button))
+        ll.addLayout(row_layout(STRETCH, self.export_options, self.export_button))
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(upper)
         self.splitter.addWidget(lower)
@@ -166,6 +170,7 @@ class ScorePanel(QWidget):
     def _backend_loaded(self, backend: Any) -> None:
         self.backend = backend
         self.controls.set_backend(getattr(backend, "name", type(backend).__name__))
+        self.export_options.set_backend(backend)
         self.backendReady.emit(backend)
         self._update_ready()            # a file given meanwhile opens when the job is done
 
@@ -495,8 +500,12 @@ class ScorePanel(QWidget):
             if not path:
                 return None
         records = [r for r in s.takes if r.kept] or list(s.takes)
+        midi, stems = self.export_options.paths(path)
         try:
-            out = s.export_timeline(path, records)
+            if midi or stems:
+                out = s.export_with_score_files(path, records, midi=midi, stems=stems)
+            else:
+                out = s.export_timeline(path, records)
         except UserError as exc:
             self.show_error(str(exc))
             return None
@@ -504,7 +513,9 @@ class ScorePanel(QWidget):
             self.show_error(f"{path}: export failed: {type(exc).__name__}: {exc}", unexpected=True)
             return None
         self._exported.update(id(r) for r in records)
-        self.show_message(f"Exported {len(records)} take(s) to {out}")
+        also = [str(p) for p in (midi, stems) if p]
+        self.show_message(f"Exported {len(records)} take(s) to {out}"
+                          + (f" (and {', '.join(also)})" if also else ""))
         self._refresh_saved()
         self.exported.emit(Path(out))
         return Path(out)
