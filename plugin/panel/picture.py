@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QElapsedTimer, QRectF, QSize, Qt, QThreadPool, QTimer, QUrl, Signal
+from PySide6.QtCore import QElapsedTimer, QRectF, QSize, Qt, QThreadPool, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
@@ -128,11 +128,15 @@ class PicturePlayer(QWidget):
         self.aplayer.setAudioOutput(self.audio_out)
         self.audioDevice = bool(QMediaDevices.audioOutputs())
         self._vclock, self._aclock = PlayClock(), PlayClock()
-        self.vplayer.positionChanged.connect(lambda ms: self._vclock.report(ms / 1000.0, self._now()))
-        self.aplayer.positionChanged.connect(lambda ms: self._aclock.report(ms / 1000.0, self._now()))
+        # Bound methods of this (GUI-thread) object, never lambdas: a signal Qt emits from its
+        # media threads is then queued to the GUI thread instead of running Python there, where
+        # it would wait for the interpreter lock while the GUI thread, holding it, waits in
+        # QMediaPlayer.stop() for that very thread.
+        self.vplayer.positionChanged.connect(self._video_position)
+        self.aplayer.positionChanged.connect(self._audio_position)
         self.aplayer.mediaStatusChanged.connect(self._audio_status)
-        self.vplayer.errorOccurred.connect(lambda e, s: self.unavailable.emit(f"picture: {s}"))
-        self.aplayer.errorOccurred.connect(lambda e, s: self.unavailable.emit(f"take: {s}"))
+        self.vplayer.errorOccurred.connect(self._video_error)
+        self.aplayer.errorOccurred.connect(self._audio_error)
         self._timer = QTimer(self)
         self._timer.setInterval(TICK_MS)
         self._timer.timeout.connect(self._tick)
@@ -293,6 +297,20 @@ class PicturePlayer(QWidget):
             self.current = None
             self.playing.emit(None)
         self._update_buttons()
+
+    @Slot(int)
+    def _video_position(self, ms: int) -> None:
+        self._vclock.report(ms / 1000.0, self._now())
+
+    @Slot(int)
+    def _audio_position(self, ms: int) -> None:
+        self._aclock.report(ms / 1000.0, self._now())
+
+    def _video_error(self, _error, message: str) -> None:
+        self.unavailable.emit(f"picture: {message}")
+
+    def _audio_error(self, _error, message: str) -> None:
+        self.unavailable.emit(f"take: {message}")
 
     def _audio_status(self, status) -> None:
         if status in (self._QMP.MediaStatus.LoadedMedia, self._QMP.MediaStatus.BufferedMedia) \
