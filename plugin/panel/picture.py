@@ -96,6 +96,17 @@ class VideoView(QWidget):
         p.end()
 
 
+def _stop(player) -> None:
+    """``player.stop()`` with the interpreter lock released (as PySide releases it for
+    ``setSource``): stopping tears down Qt's playback threads, whose objects' teardown calls
+    back into the Python wrappers of our QAudioOutput/QMediaPlayer; holding the lock here while
+    waiting for those threads deadlocks the panel.  ``QMetaObject.invokeMethod`` (a direct
+    call, same semantics) releases it."""
+    from PySide6.QtCore import QMetaObject
+    if not QMetaObject.invokeMethod(player, "stop", Qt.ConnectionType.DirectConnection):
+        player.stop()                   # no such slot (never in Qt 6): the plain call
+
+
 class PicturePlayer(QWidget):
     """Video output + synced take audio, with A/B between takes (one playhead)."""
 
@@ -129,9 +140,7 @@ class PicturePlayer(QWidget):
         self.audioDevice = bool(QMediaDevices.audioOutputs())
         self._vclock, self._aclock = PlayClock(), PlayClock()
         # Bound methods of this (GUI-thread) object, never lambdas: a signal Qt emits from its
-        # media threads is then queued to the GUI thread instead of running Python there, where
-        # it would wait for the interpreter lock while the GUI thread, holding it, waits in
-        # QMediaPlayer.stop() for that very thread.
+        # media threads is then queued to the GUI thread instead of running Python there.
         self.vplayer.positionChanged.connect(self._video_position)
         self.aplayer.positionChanged.connect(self._audio_position)
         self.aplayer.mediaStatusChanged.connect(self._audio_status)
@@ -259,7 +268,7 @@ class PicturePlayer(QWidget):
             return False
         self._timer.stop()
         self.vplayer.pause()
-        self.aplayer.stop()
+        _stop(self.aplayer)
         self.current = record
         self._aligned = False
         self._pending = (record, float(at))
@@ -291,7 +300,7 @@ class PicturePlayer(QWidget):
     def stop(self) -> None:
         self._timer.stop()
         self._pending = None
-        self.aplayer.stop()
+        _stop(self.aplayer)
         self.vplayer.pause()
         if self.current is not None:
             self.current = None
