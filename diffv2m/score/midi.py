@@ -3,13 +3,13 @@
 Writing (:func:`midi_bytes`, :func:`write_midi`): format 1.  Track 0 holds the tempo
 (``score.tempo_bpm``: a generated take's own, :mod:`diffv2m.score.tempo`; ``DEFAULT_TEMPO_BPM``
 when unknown) and a 4/4 time signature; then one track per entry of ``TRACKS``, named after
-it, on its own channel (``CHANNELS``: drums on MIDI channel 10, i.e. 9 counted from 0) with its General-MIDI program
-from ``score.ensemble.programs`` (``DEFAULT_PROGRAMS`` where the ensemble names none; for drums
-the number is the GM drum kit) and a reverb send of ``REVERB_SEND`` (CC 91, as the corpus
-renders).  Times are quantised to ticks at that tempo: :func:`ticks_per_quarter` picks the
-resolution (at least ``TPQ``) that puts every frame of the roll grid (24 frames/s) on a whole
-tick, so a generated take's note times survive exactly; other times are within half a tick
-(about 1 ms).
+it, on its own channel (``CHANNELS``: drums on MIDI channel 10, i.e. 9 counted from 0) with
+its General-MIDI program from ``score.ensemble.programs`` (``DEFAULT_PROGRAMS`` where the
+ensemble names none; for drums the number is the GM drum kit) and a reverb send of
+``REVERB_SEND`` (CC 91, as the corpus renders).  Times are quantised to ticks at that tempo:
+:func:`ticks_per_quarter` picks the resolution (at least ``TPQ``) that puts every frame of the
+roll grid (24 frames/s) on a whole tick, so a generated take's note times survive exactly;
+other times are within half a tick (about 1 ms).
 
 Reading (:func:`read_midi`): any SMF; a note's track is the name of its MIDI track when that is
 one of ``TRACKS``, else its channel's (``CHANNELS``), else ``accompaniment``; channel 10 is

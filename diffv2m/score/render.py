@@ -7,11 +7,12 @@ synthesised by FluidSynth with a General-MIDI SoundFont.  Torch-free (the runtim
   The SoundFont is loaded once per (SoundFont, sample rate) in this process and lent to a
   fresh single-core synthesizer for every render, so a new take does not pay the load again
   and the same score gives the same samples bit for bit whatever was rendered before.
-* The mix is the sum of the tracks rendered one at a time (so the stems sum to the mix
-  exactly), then scaled by ONE gain: loudness normalised to ``TARGET_LUFS`` integrated
-  (ITU-R BS.1770-4 with gating, measured by libebur128 through pyebur128), lowered where
-  needed so the sample peak stays at or below ``PEAK_CEILING_DBFS`` (never clipped).  The stems get the same gain.
-  A score without notes renders to silence.
+* The mix is the sum of the tracks, each rendered by a synthesizer of its own (so the stems
+  sum to the mix exactly; the tracks' synthesizers run side by side on the cores), then
+  scaled by ONE gain: loudness normalised to ``TARGET_LUFS`` integrated (ITU-R BS.1770-4 with
+  gating, measured by libebur128 through pyebur128), lowered where needed so the sample peak
+  stays at or below ``PEAK_CEILING_DBFS`` (never clipped).  The stems get the same gain.  A
+  score without notes renders to silence.
 """
 from __future__ import annotations
 

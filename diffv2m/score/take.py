@@ -47,11 +47,12 @@ MONOPHONIC = ("melody", "bass")        # tracks decoded one note at a time
 MIN_HELD_FRAMES = 4                    # shortest pitched note (frames of the roll)
 
 # The score family's own ensembles (melody, accompaniment, bass GM programs, 0-based), beside
-# the corpus's (diffv2m.data.music.ENSEMBLES, which the corpus builder draws from).
+# the corpus's (diffv2m.data.music.ENSEMBLES, which the corpus builder draws from).  "brass"
+# replaces the corpus's (trombone and tuba under the trumpet smear the onsets).
 ORCHESTRATIONS: dict[str, tuple[int, int, int]] = {
     "pastoral": (68, 46, 32),          # oboe, harp, acoustic bass
-    "brass": (56, 61, 32),             # trumpet, brass section, acoustic bass (in place of
-}                                      # the corpus's trombone and tuba, which smear onsets)
+    "brass": (56, 61, 32),             # trumpet, brass section, acoustic bass
+}
 
 MOOD_ENSEMBLES = {(0, "major"): "harp", (0, "minor"): "epiano",
                   (1, "major"): "piano", (1, "minor"): "pastoral",
