@@ -32,6 +32,7 @@ class TorchBackend:
         self.model_id = model_id
         self.precision = precision
         self.name = f"torch-{self.device.type}" + ("" if precision == "fp32" else f"-{precision}")
+        self.mood_reader = None          # diffv2m.features.mood.MoodReader beside the checkpoint
 
     def _t(self, a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
@@ -94,5 +95,8 @@ def load_backend(checkpoint: str | os.PathLike | None = None, *, device: str = "
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {device}: this torch build sees no CUDA GPU")
     model, config, _meta = load_checkpoint(path, map_location=device)
-    return TorchBackend(model, config, device=device, precision=precision,
-                        model_id=f"{path.name}:{file_sha256(path)[:16]}")
+    backend = TorchBackend(model, config, device=device, precision=precision,
+                           model_id=f"{path.name}:{file_sha256(path)[:16]}")
+    from .features.mood import load_beside
+    backend.mood_reader = load_beside(path.parent)     # the picture's mode, when trained
+    return backend

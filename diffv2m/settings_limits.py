@@ -67,6 +67,8 @@ def check_settings(settings, *, takes: int = 1):
                         f"{', '.join(SAMPLERS)}")
     if _integer(settings.cls) not in STYLES:
         raise UserError(f"--style {settings.cls}: choose one of 0, 1, 2")
+    if getattr(settings, "mode", None) not in (None, "major", "minor"):
+        raise UserError(f"--mode {settings.mode}: choose major or minor")
     return settings
 
 

@@ -52,16 +52,20 @@ class Settings:
     cfg_scale: float = 3.0
     sampler: str = "dpmpp-2m"
     cls: int = 1
-    # score family only: the instruments (None: from the mood) and the render rate (None:
-    # the model's default, 48 kHz)
+    # score family only: the instruments (None: from the mood), the render rate (None: the
+    # model's default, 48 kHz) and the mode ("major"/"minor"; None: the picture's, read by
+    # the model's mood reader, diffv2m.features.mood)
     ensemble: str | None = None
     sample_rate: int | None = None
+    mode: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {"seed": int(self.seed), "steps": int(self.steps), "cfg_scale": float(self.cfg_scale),
              "sampler": self.sampler, "cls": int(self.cls)}
         if self.ensemble is not None:
             d["ensemble"] = self.ensemble
+        if self.mode is not None:
+            d["mode"] = self.mode
         return d
 
 
@@ -109,6 +113,10 @@ class Take:
             meta["notes"] = len(self.score.notes)
             if self.score.tempo_bpm:
                 meta["tempo_bpm"] = round(float(self.score.tempo_bpm), 4)
+            if self.score.key:
+                meta["key"] = self.score.key
+            if self.score.mode_from:
+                meta["mode_from"] = self.score.mode_from
         return meta
 
 

@@ -55,6 +55,7 @@ from torch import nn
 from diffv2m.atomic import atomic_path
 from diffv2m.config import ModelConfig
 from diffv2m.errors import UserError
+from diffv2m.features.mood import MOOD_FILE, MoodReader
 from diffv2m.cache import file_sha256
 
 from diffv2m.runtime.manifest import FORMAT, FORMAT_VERSION, MANIFEST, validate_manifest
@@ -382,6 +383,13 @@ def _export_into(ckpt: Path, out: Path, *, opset, graphs, parity, rel_tol, progr
         if parity else {},
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    mood = ckpt.parent / MOOD_FILE          # the picture's mood reader travels with the model
+    if mood.is_file():
+        MoodReader.load(mood)               # a broken file fails the export, in one line
+        with atomic_path(out / MOOD_FILE) as tmp:
+            shutil.copyfile(mood, tmp)
+            os.chmod(tmp, 0o644)
+        manifest["mood_reader"] = {"file": MOOD_FILE, "sha256": file_sha256(out / MOOD_FILE)}
     with atomic_path(out / MANIFEST) as tmp:
         Path(tmp).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
         os.chmod(tmp, 0o644)

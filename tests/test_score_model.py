@@ -45,6 +45,9 @@ def model(corpus, autoencoder, tmp_path_factory):
                 str(autoencoder / "autoencoder.safetensors"), "--run-dir", str(run),
                 "--steps", "4", "--batch-size", "2", "--warmup", "2", "--save-every", "2",
                 "--val-samples", "0"]) == 0
+    # the picture's mood reader beside the model: the exporter and the torch backend find it
+    assert cli(["train", "mood", str(corpus), "--config", str(corpus.parent / "tiny_score.json"),
+                "--out", str(run / "mood_reader.safetensors")]) == 0
     return run / "model.safetensors"
 
 
@@ -182,11 +185,52 @@ def test_generate_score_take_with_midi_and_stems(corpus, model, onnx_dir, tmp_pa
         assert media.read_audio(stems / f, 32000, mono=False).shape == audio.shape
     meta = media.read_audio_metadata(wav)
     assert meta["seed"] == 3 and meta["model"] and "ensemble" in meta
+    # the mode is the picture's, read by the exported reader, and the notes are in it
+    from diffv2m.features.mood import MoodReader
+    from diffv2m.score.key import key_name, notes_key
+    from diffv2m.score.midi import read_midi
+    assert meta["mode_from"] == "picture" and meta["key"].split()[1] in ("major", "minor")
+    assert media.read_audio_metadata(outs["t"][0])["key"] == meta["key"]
+    assert key_name(*notes_key(read_midi(mid).notes)) == meta["key"]
+    assert MoodReader.load(onnx_dir / "mood_reader.safetensors").meta["train_clips"] == 4
     # same seed -> same MIDI and WAV, on one backend and across torch / ONNX Runtime
     assert _sha(outs["o"][1]) == _sha(outs["o2"][1]) == _sha(outs["t"][1])
     strip = lambda p: media.read_audio(p, 32000, mono=False)          # noqa: E731
     np.testing.assert_array_equal(strip(outs["o"][0]), strip(outs["t"][0]))
     assert _sha(outs["o"][0]) == _sha(outs["o2"][0])
+
+
+def test_mode_option_sets_the_notes_mode_and_is_recorded(corpus, model, onnx_dir, tmp_path):
+    from diffv2m.score.key import notes_key
+    from diffv2m.score.midi import read_midi
+    video = corpus.parent / "clip4.mp4"
+    for mode in ("major", "minor"):
+        wav, mid = tmp_path / f"{mode}.wav", tmp_path / f"{mode}.mid"
+        assert cli(["generate", str(video), "-o", str(wav), "--midi", str(mid), "--mode", mode,
+                    "--onnx-dir", str(onnx_dir), "--steps", "4", "-q", "--no-cache",
+                    "--sample-rate", "32000"]) == 0
+        meta = media.read_audio_metadata(wav)
+        assert meta["mode"] == mode and meta["mode_from"] == "user"
+        notes = read_midi(mid).notes
+        if sum(n.track != "drums" for n in notes) >= 2:
+            assert notes_key(notes)[1] == mode
+
+
+def test_export_lists_the_reader_and_a_changed_reader_is_refused(onnx_dir, tmp_path):
+    import shutil
+    from diffv2m.errors import UserError
+    from diffv2m.runtime.manifest import validate_manifest
+    from diffv2m.runtime.ort import load_runtime
+    copy = tmp_path / "onnx"
+    shutil.copytree(onnx_dir, copy)
+    assert load_runtime(copy).mood_reader is not None
+    reader = copy / "mood_reader.safetensors"
+    reader.write_bytes(reader.read_bytes()[:-1] + b"\x00")
+    with pytest.raises(UserError, match="mood reader"):
+        validate_manifest(copy)
+    reader.unlink()
+    with pytest.raises(UserError, match="missing"):
+        validate_manifest(copy)
 
 
 def _run(*args):
@@ -207,6 +251,7 @@ def test_generate_bad_outputs_one_line_exit_2_nothing_written(corpus, model, tmp
         (["--stems", str(full)], "not empty"),
         (["--midi", str(tmp_path / "a.txt")], ".mid"),
         (["--ensemble", "kazoo"], "unknown ensemble"),
+        (["--mode", "dorian"], "--mode"),
         (["--soundfont", str(tmp_path / "missing.sf2")], "missing.sf2"),
     ]
     for k, (extra, words) in enumerate(cases):
@@ -222,6 +267,9 @@ def test_generate_bad_outputs_one_line_exit_2_nothing_written(corpus, model, tmp
     res = _run("generate", video, "--model", "audio", "--midi", str(tmp_path / "a.mid"),
                "-o", str(tmp_path / "x.wav"), "-q", "--no-cache")
     assert res.returncode == 2 and "score" in res.stderr and not (tmp_path / "x.wav").exists()
+    res = _run("generate", video, "--model", "audio", "--mode", "minor",
+               "-o", str(tmp_path / "x.wav"), "-q", "--no-cache")
+    assert res.returncode == 2 and "--mode" in res.stderr and not (tmp_path / "x.wav").exists()
 
 
 def test_prior_warm_start_and_frozen_parts(corpus, autoencoder, model, tmp_path):

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..score.key import key_mode
 from ..score.render import SOUNDFONT_PATHS, find_soundfont
 
 SOUNDFONTS = SOUNDFONT_PATHS         # one list: diffv2m.score.render's
@@ -184,21 +185,6 @@ def load_piece(name: str) -> Piece:
                  n_parts=len(parts), beat_ql=beat_ql, beats_per_bar=beats_per_bar,
                  first_downbeat_ql=first, length_ql=float(np.max(np.add(onset, dur))),
                  mode=mode)
-
-
-# Krumhansl-Kessler key profiles (C major / C minor), the ones music21's key analysis uses
-_MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
-_MINOR = np.array([6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17])
-
-
-def key_mode(pitch: np.ndarray, dur: np.ndarray) -> str:
-    """``"major"`` or ``"minor"``: the best-correlating of the 24 rotated key profiles
-    against the duration-weighted pitch-class histogram (Krumhansl-Schmuckler)."""
-    hist = np.bincount(np.asarray(pitch) % 12, weights=np.asarray(dur, float), minlength=12)
-    best = max(((float(np.corrcoef(hist, np.roll(prof, k))[0, 1]), name)
-                for name, prof in (("major", _MAJOR), ("minor", _MINOR)) for k in range(12)),
-               key=lambda x: x[0])
-    return best[1]
 
 
 # ----------------------------------------------------------------------------- grid

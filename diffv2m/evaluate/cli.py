@@ -460,7 +460,7 @@ def run(args, progress=print) -> tuple[dict, list[ClipPlot]]:
 def score_row(score, clip) -> dict:
     """Mood and density of a take's own notes: mode (Krumhansl-Schmuckler, as the corpus
     labels its clips) against the clip's, distinct pitched onsets per second, tempo."""
-    from ..data.music import key_mode
+    from ..score.key import key_mode
     pitched = [n for n in score.notes if n.track != "drums"]
     out: dict = {"pitched_notes": len(pitched), "tempo_bpm": score.tempo_bpm,
                  "clip_mode": clip.mode, "cls": clip.cls}

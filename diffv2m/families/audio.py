@@ -12,7 +12,7 @@ import numpy as np
 
 from diffv2m.errors import UserError
 
-SCORE_ONLY_FLAGS = ("--midi", "--stems", "--ensemble", "--soundfont")
+SCORE_ONLY_FLAGS = ("--midi", "--stems", "--ensemble", "--soundfont", "--mode")
 
 
 class AudioFamily:

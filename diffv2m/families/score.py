@@ -34,10 +34,15 @@ class ScoreFamily:
         prob = score_take.stitch_rolls(pieces, conditions.odf, rate,
                                        max(1, int(round(conditions.duration * rate))),
                                        backend.config.window_seconds)
+        mode, mode_from = settings.mode, "user"
+        reader = getattr(backend, "mood_reader", None)
+        if mode is None and reader is not None:
+            mode, mode_from = reader.mode(conditions.colour, settings.cls), "picture"
         score = score_take.score_from_probabilities(prob, duration=conditions.duration,
                                                     rate=rate, pitch_low=ae.pitch_low,
                                                     cls=settings.cls,
-                                                    ensemble_name=settings.ensemble)
+                                                    ensemble_name=settings.ensemble,
+                                                    mode=mode, mode_from=mode_from)
         t1 = time.perf_counter()
         if progress is not None:
             progress("rendering", 0, 1)
@@ -59,7 +64,8 @@ class ScoreFamily:
         from diffv2m.score.take import check_renderer
         check_renderer(args.soundfont)
         return dataclasses.replace(settings, ensemble=args.ensemble,
-                                   sample_rate=args.sample_rate)
+                                   sample_rate=args.sample_rate,
+                                   mode=getattr(args, "mode", None))
 
     def write_outputs(self, take, *, midi: str | os.PathLike | None = None,
                       stems: dict[str, str | os.PathLike] | None = None,

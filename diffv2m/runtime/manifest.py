@@ -78,4 +78,15 @@ def validate_manifest(onnx_dir: str | os.PathLike, *, check_hashes: bool = True,
             if check_hashes and file_sha256(fpath) != digest:
                 raise UserError(f"{fpath}: sha256 does not match {MANIFEST} (stale or modified "
                                 "graph; re-run 'diffv2m export onnx')")
+    mood = manifest.get("mood_reader")
+    if mood is not None:
+        if not isinstance(mood, dict) or not isinstance(mood.get("file"), str) \
+                or Path(mood["file"]).name != mood["file"]:
+            raise UserError(f"{where}: 'mood_reader' must name a file in {d}")
+        fpath = d / mood["file"]
+        if not fpath.is_file():
+            raise UserError(f"{fpath}: missing (listed in {MANIFEST} as the mood reader)")
+        if check_hashes and file_sha256(fpath) != mood.get("sha256"):
+            raise UserError(f"{fpath}: sha256 does not match {MANIFEST} (stale or modified "
+                            "mood reader; re-run 'diffv2m export onnx')")
     return manifest

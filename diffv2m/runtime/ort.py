@@ -208,6 +208,7 @@ class OrtBackend:
         self.threads = threads
         self.notes = notes
         self._open_graph = None
+        self.mood_reader = None          # diffv2m.features.mood.MoodReader, when exported
         self.providers = {k: getattr(g, "provider", "?") for k, g in graphs.items()}
         dit = graphs["dit"]
         self.name = (f"tensorrt:{dit.provider.split(':', 1)[1]}"
@@ -350,4 +351,7 @@ def load_runtime(onnx_dir: str | os.PathLike | None = None, *, threads: int | No
             graphs[name] = open_graph(name)
     backend = OrtBackend(onnx_dir, manifest, graphs, threads=threads, notes=notes)
     backend._open_graph = open_graph
+    if "mood_reader" in manifest:
+        from diffv2m.features.mood import MoodReader
+        backend.mood_reader = MoodReader.load(onnx_dir / manifest["mood_reader"]["file"])
     return backend

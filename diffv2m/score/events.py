@@ -36,3 +36,5 @@ class Score:
     ensemble: Ensemble
     duration: float                 # seconds (the take's length; notes may end before it)
     tempo_bpm: float | None = None  # informative (MIDI tempo meta event); times are absolute
+    key: str | None = None          # the notes' key, e.g. "C minor" (diffv2m.score.key)
+    mode_from: str | None = None    # who chose the mode: "picture" (the mood reader), "user"

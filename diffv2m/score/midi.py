@@ -2,7 +2,8 @@
 
 Writing (:func:`midi_bytes`, :func:`write_midi`): format 1.  Track 0 holds the tempo
 (``score.tempo_bpm``: a generated take's own, :mod:`diffv2m.score.tempo`; ``DEFAULT_TEMPO_BPM``
-when unknown) and a 4/4 time signature; then one track per entry of ``TRACKS``, named after
+when unknown), a 4/4 time signature and, when the score knows it, its key signature
+(``score.key``, :mod:`diffv2m.score.key`); then one track per entry of ``TRACKS``, named after
 it, on its own channel (``CHANNELS``: drums on MIDI channel 10, i.e. 9 counted from 0) with
 its General-MIDI program from ``score.ensemble.programs`` (``DEFAULT_PROGRAMS`` where the
 ensemble names none; for drums the number is the GM drum kit) and a reverb send of
@@ -89,6 +90,9 @@ def midi_bytes(score: Score) -> bytes:
     meta.append(mido.MetaMessage("track_name", name=f"diffv2m {score.ensemble.name}", time=0))
     meta.append(mido.MetaMessage("set_tempo", tempo=us, time=0))
     meta.append(mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0))
+    if score.key:
+        from .key import midi_key
+        meta.append(mido.MetaMessage("key_signature", key=midi_key(score.key), time=0))
     meta.append(mido.MetaMessage("end_of_track", time=end))
     mid.tracks.append(meta)
     progs = programs(score)

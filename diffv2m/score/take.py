@@ -81,19 +81,19 @@ def ensemble(name: str) -> Ensemble:
 
 
 def notes_mode(notes: list[Note]) -> str:
-    """``"major"``/``"minor"`` of the pitched notes (the corpus's key finding); major if none."""
-    from ..data.music import key_mode
-    pitched = [n for n in notes if n.track != "drums"]
-    if len(pitched) < 2:
-        return "major"
-    return key_mode(np.array([n.pitch for n in pitched]),
-                    np.array([n.end - n.start for n in pitched]))
+    """``"major"``/``"minor"`` of the pitched notes (the corpus's key finding,
+    :func:`diffv2m.score.key.notes_key`); major if fewer than two."""
+    from .key import notes_key
+    return notes_key(notes)[1]
 
 
-def choose_ensemble(notes: list[Note], cls: int, override: str | None = None) -> Ensemble:
+def choose_ensemble(notes: list[Note], cls: int, override: str | None = None,
+                    mode: str | None = None) -> Ensemble:
+    """``override``, else the mood table's ensemble for the style class and ``mode`` (default:
+    the notes' own)."""
     if override:
         return ensemble(override)
-    return ensemble(MOOD_ENSEMBLES[(int(np.clip(cls, 0, 2)), notes_mode(notes))])
+    return ensemble(MOOD_ENSEMBLES[(int(np.clip(cls, 0, 2)), mode or notes_mode(notes))])
 
 
 def stitch_rolls(pieces: list[tuple[int, np.ndarray]], odf: np.ndarray, rate: float,
@@ -174,13 +174,21 @@ def playable_notes(prob: np.ndarray, *, rate: float, pitch_low: int) -> list[Not
 
 
 def score_from_probabilities(prob: np.ndarray, *, duration: float, rate: float,
-                             pitch_low: int, cls: int, ensemble_name: str | None = None) -> Score:
+                             pitch_low: int, cls: int, ensemble_name: str | None = None,
+                             mode: str | None = None, mode_from: str | None = None) -> Score:
+    """The take's notes (:func:`playable_notes`), in ``mode`` when one is given
+    (:func:`diffv2m.score.key.to_mode`; ``mode_from`` says who chose it), with the mood's
+    ensemble, the key and the tempo."""
+    from .key import key_name, notes_key, to_mode
+    from .tempo import estimate_tempo
     notes = playable_notes(prob, rate=rate, pitch_low=pitch_low)
     notes = [n for n in notes if n.start < duration]
     notes = [Note(n.track, n.pitch, n.start, min(n.end, duration), n.velocity) for n in notes]
-    from .tempo import estimate_tempo
-    return Score(notes=notes, ensemble=choose_ensemble(notes, cls, ensemble_name),
-                 duration=float(duration), tempo_bpm=estimate_tempo(notes, duration, rate))
+    if mode is not None:
+        notes = to_mode(notes, mode)
+    return Score(notes=notes, ensemble=choose_ensemble(notes, cls, ensemble_name, mode),
+                 duration=float(duration), tempo_bpm=estimate_tempo(notes, duration, rate),
+                 key=key_name(*notes_key(notes)), mode_from=mode_from if mode else None)
 
 
 def midi_file_bytes(score: Score) -> bytes:
