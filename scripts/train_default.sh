@@ -30,6 +30,9 @@ train_score() {
       --save-every 250 --val-samples 0 --device cpu
   mkdir -p diffv2m/assets/score
   cp "$RUNS/score_prior/model.safetensors" diffv2m/assets/score/model.safetensors
+  # the picture's mood reader (colour grade -> major/minor), seconds; export copies it
+  diffv2m train mood "$RUNS/corpus/manifest.jsonl" --config score \
+      --out diffv2m/assets/score/mood_reader.safetensors
   diffv2m export onnx diffv2m/assets/score/model.safetensors -o diffv2m/assets/score/onnx
   python benchmarks/eval_score_model.py "$RUNS/corpus/manifest.jsonl" -o "$RUNS/eval_score"
 }
