@@ -473,13 +473,16 @@ def test_settings_persist_in_the_given_qsettings(qtbot, make_panel, media, qsett
     c.cfg.setValue(4.5)
     c.style.setCurrentIndex(2)
     c.sampler.setCurrentIndex(c.sampler.findData("euler"))
+    assert c.settings().mode is None                 # the picture's, unless chosen
+    c.mode.setCurrentIndex(c.mode.findData("minor"))
     qsettings.sync()
     assert Path(qsettings.fileName()).parent == tmp_path
     again = QSettings(qsettings.fileName(), QSettings.Format.IniFormat)
     fresh = ScorePanel(backend=panel.backend, settings=again)
     qtbot.addWidget(fresh)
     s = fresh.controls.settings()
-    assert (s.seed, s.steps, s.cfg_scale, s.cls, s.sampler) == (4242, 9, 4.5, 2, "euler")
+    assert (s.seed, s.steps, s.cfg_scale, s.cls, s.sampler, s.mode) == (4242, 9, 4.5, 2, "euler",
+                                                                         "minor")
     assert again.value("files/last_file") == str(media["cut"])
 
 

@@ -49,6 +49,8 @@ def test_checkboxes_follow_the_model_family(qtbot, make_panel, media):
     assert not toy.export_options.midi_box.isEnabled()
     assert "score-family" in toy.export_options.stems_box.toolTip()
     assert toy.export_options.paths("/x/cut.scored.otio") == (None, None)
+    toy.controls.mode.setCurrentIndex(toy.controls.mode.findData("minor"))
+    assert not toy.controls.mode.isEnabled() and toy.controls.settings().mode is None
 
 
 def test_export_writes_midi_and_stems_with_the_timeline(qtbot, make_panel, media, is_real,
@@ -71,6 +73,7 @@ def test_export_writes_midi_and_stems_with_the_timeline(qtbot, make_panel, media
         [out.name, mid.name, stems.name])
     record = panel.session.takes[0]
     assert len(read_midi(mid).notes) == len(record.take.score.notes) > 0
+    assert record.take.score.key in panel.takes.rows[0].details.text()     # "A minor"
     mix = media_io.read_audio(record.path, record.take.sample_rate, mono=False)
     parts = [media_io.read_audio(stems / f"{t}.wav", record.take.sample_rate, mono=False)
              for t in TRACKS]

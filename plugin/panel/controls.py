@@ -1,5 +1,6 @@
-"""Generation controls: backend in use, seed (+ dice), steps, guidance, style, sampler,
-Generate / New seed / Cancel, and the progress of the running job.
+"""Generation controls: backend in use, seed (+ dice), steps, guidance, style, sampler, mode
+(score model: the picture's, major or minor), Generate / New seed / Cancel, and the progress
+of the running job.
 
 :class:`GenerateControls` holds no logic of its own: :meth:`settings` builds a
 :class:`diffv2m.synthesis.Settings` from the widgets and the buttons emit signals that the
@@ -18,6 +19,11 @@ from diffv2m.generation_options import DEFAULTS, SAMPLER_NAMES, STYLES
 from diffv2m.plugin.panel.rows import STRETCH, button, row_layout
 from diffv2m.settings_limits import CFG_RANGE, MAX_SEED, MAX_STEPS
 from diffv2m.synthesis import Settings
+
+#: the mode choices (label, Settings.mode): the picture's first
+MODES = (("from the picture", None), ("major", "major"), ("minor", "minor"))
+MODE_TIP = ("The music's mode; \"from the picture\" reads it from the colour grade (dark, "
+            "cool, desaturated footage: minor)")
 
 
 def backend_kind(name: str) -> str:
@@ -69,6 +75,11 @@ class GenerateControls(QWidget):
         self.sampler = QComboBox()
         for s in SAMPLER_NAMES:
             self.sampler.addItem(s, s)
+        self.mode = QComboBox()
+        for label, value in MODES:
+            self.mode.addItem(label, value)
+        self.mode.setToolTip(MODE_TIP)
+        self._modal = True                 # the model writes notes, so it has a mode
 
         seed_box = QWidget()
         seed_box.setLayout(row_layout((self.seed, 1), self.dice, margins=False))
@@ -76,7 +87,7 @@ class GenerateControls(QWidget):
         form = QGridLayout()
         form.setContentsMargins(0, 0, 0, 0)
         pairs = [("Seed", seed_box), ("Steps", self.steps), ("Guidance", self.cfg),
-                 ("Style", self.style), ("Sampler", self.sampler)]
+                 ("Style", self.style), ("Sampler", self.sampler), ("Mode", self.mode)]
         for w in (self.seed, self.steps, self.cfg):
             w.setMaximumWidth(140)
         for k, (label, w) in enumerate(pairs):
@@ -110,7 +121,8 @@ class GenerateControls(QWidget):
         lay.addLayout(prog)
 
         for sig in (self.seed.valueChanged, self.steps.valueChanged, self.cfg.valueChanged,
-                    self.style.currentIndexChanged, self.sampler.currentIndexChanged):
+                    self.style.currentIndexChanged, self.sampler.currentIndexChanged,
+                    self.mode.currentIndexChanged):
             sig.connect(lambda *_: self.settingsChanged.emit())
         self.set_ready(False)
 
@@ -118,7 +130,8 @@ class GenerateControls(QWidget):
     def settings(self) -> Settings:
         return Settings(seed=self.seed.value(), steps=self.steps.value(),
                         cfg_scale=float(self.cfg.value()), sampler=self.sampler.currentData(),
-                        cls=int(self.style.currentData()))
+                        cls=int(self.style.currentData()),
+                        mode=self.mode.currentData() if self._modal else None)
 
     def set_settings(self, s: Settings) -> None:
         self.seed.setValue(int(s.seed))
@@ -128,6 +141,8 @@ class GenerateControls(QWidget):
         self.style.setCurrentIndex(i if i >= 0 else 1)
         j = self.sampler.findData(s.sampler)
         self.sampler.setCurrentIndex(j if j >= 0 else 0)
+        m = self.mode.findData(s.mode)
+        self.mode.setCurrentIndex(m if m >= 0 else 0)
 
     def next_seed(self) -> int:
         """Advance the seed by one (wrapping) and return it."""
@@ -148,6 +163,13 @@ class GenerateControls(QWidget):
             self.backend_label.setText(f"Backend: {backend_kind(name)}")
             self.backend_label.setToolTip(name)
 
+    def set_family(self, family: str | None) -> None:
+        """The model's latent family: only a score model (notes) takes a mode."""
+        self._modal = family in (None, "score")
+        self.mode.setEnabled(self._modal)
+        self.mode.setToolTip(MODE_TIP if self._modal else
+                             f"Needs a score-family model (this one makes audio). {MODE_TIP}")
+
     # -- state ------------------------------------------------------------------------------
     def set_ready(self, ready: bool) -> None:
         """Whether Generate can run (a backend and a selection are there, nothing is running)."""
@@ -158,6 +180,7 @@ class GenerateControls(QWidget):
         self.cancel_button.setEnabled(busy)
         for w in (self.seed, self.dice, self.steps, self.cfg, self.style, self.sampler):
             w.setEnabled(not busy)
+        self.mode.setEnabled(not busy and self._modal)
         if busy:
             self.set_ready(False)
             self.progress.setRange(0, 0)
@@ -185,6 +208,7 @@ class GenerateControls(QWidget):
         qs.setValue("generate/cfg", s.cfg_scale)
         qs.setValue("generate/style", s.cls)
         qs.setValue("generate/sampler", s.sampler)
+        qs.setValue("generate/mode", s.mode or "")
 
     def restore(self, qs: QSettings) -> None:
         d = Settings()
@@ -194,7 +218,8 @@ class GenerateControls(QWidget):
                 steps=int(qs.value("generate/steps", d.steps)),
                 cfg_scale=float(qs.value("generate/cfg", d.cfg_scale)),
                 sampler=str(qs.value("generate/sampler", d.sampler)),
-                cls=int(qs.value("generate/style", d.cls))))
+                cls=int(qs.value("generate/style", d.cls)),
+                mode=str(qs.value("generate/mode", "")) or None))
         except (TypeError, ValueError):
             self.set_settings(d)
 

@@ -171,6 +171,7 @@ class ScorePanel(QWidget):
         self.backend = backend
         self.controls.set_backend(getattr(backend, "name", type(backend).__name__))
         self.export_options.set_backend(backend)
+        self.controls.set_family(getattr(getattr(backend, "config", None), "latent_family", None))
         self.backendReady.emit(backend)
         self._update_ready()            # a file given meanwhile opens when the job is done
 

@@ -209,8 +209,11 @@ class TakeRow(QFrame):
         s = take.settings
         when = time.strftime("%H:%M:%S", time.localtime(record.created))
         self.title = QLabel(f"<b>Take {number}</b> · seed {s.seed} · {when}")
+        score = getattr(take, "score", None)
+        music = (f" · {score.ensemble.name}, {score.key}" if score is not None and score.key
+                 else "")
         self.details = QLabel(f"{s.steps} steps · {s.sampler} · guidance {s.cfg_scale:g} · "
-                              f"style {s.cls} · {take.duration:.1f} s · {take.backend}")
+                              f"style {s.cls}{music} · {take.duration:.1f} s · {take.backend}")
         self.details.setStyleSheet("color: gray")
         self.saved_label = QLabel("")
         self.play_button = button("▶ Play", lambda: self.playToggled.emit(self.record))
