@@ -22,9 +22,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_score_file_options(p)
     p.add_argument("--ensemble", help="score model: instruments (default: from the mood); "
                                       "e.g. piano, epiano, harp, strings (see diffv2m.score.take)")
-    p.add_argument("--mode", choices=("major", "minor"), default=None,
-                   help="score model: the music's mode (default: the picture's, read from its "
-                        "colour grade)")
     p.add_argument("--sample-rate", type=int, default=None,
                    help="score model: output rate (default 48000, stereo)")
     p.add_argument("--soundfont", help="score model: General-MIDI SoundFont (.sf2); "

@@ -11,13 +11,15 @@ from diffv2m.synthesis import Settings
 DEFAULTS = Settings()
 #: the class token 0..2
 STYLES = ("calm", "moderate", "energetic")
+#: a score take's mode (None: the picture's, diffv2m.features.mood)
+MODES = ("major", "minor")
 #: the samplers of :data:`diffv2m.diffusion.SAMPLERS`, the default first (the panel's order)
 SAMPLER_NAMES = ("dpmpp-2m", "euler", "ddim")
 assert set(SAMPLER_NAMES) == set(SAMPLERS) and SAMPLER_NAMES[0] == DEFAULTS.sampler
 
 
 def add_generation_options(p: argparse.ArgumentParser, *, model_cfg: bool = False) -> None:
-    """``--seed --steps --cfg --sampler --style``, with the defaults of :class:`Settings`;
+    """``--seed --steps --cfg --sampler --style --mode``, with the defaults of :class:`Settings`;
     ``model_cfg``: an unset ``--cfg`` is None, the model's own guidance once it is known
     (:attr:`~diffv2m.config.ModelConfig.default_cfg_scale`)."""
     styles = ", ".join(f"{i} {name}" for i, name in enumerate(STYLES))
@@ -35,6 +37,9 @@ def add_generation_options(p: argparse.ArgumentParser, *, model_cfg: bool = Fals
     p.add_argument("--sampler", default=DEFAULTS.sampler, help=" | ".join(SAMPLER_NAMES))
     p.add_argument("--style", type=int, default=DEFAULTS.cls, choices=tuple(range(len(STYLES))),
                    help=f"class token: {styles} (default {DEFAULTS.cls})")
+    p.add_argument("--mode", choices=MODES, default=None,
+                   help="score model: the music's mode (default: the picture's, read from its "
+                        "colour grade)")
 
 
 def settings_from_args(args: argparse.Namespace, *, seed_offset: int = 0) -> Settings:
@@ -42,7 +47,7 @@ def settings_from_args(args: argparse.Namespace, *, seed_offset: int = 0) -> Set
     ``--cfg`` reads as the default scale until the model's own replaces it)."""
     cfg = DEFAULTS.cfg_scale if args.cfg is None else args.cfg
     return Settings(seed=args.seed + seed_offset, steps=args.steps, cfg_scale=cfg,
-                    sampler=args.sampler, cls=args.style)
+                    sampler=args.sampler, cls=args.style, mode=getattr(args, "mode", None))
 
 
 def add_score_file_options(p: argparse.ArgumentParser) -> None:

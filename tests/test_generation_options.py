@@ -17,18 +17,21 @@ def test_generate_and_score_default_to_the_same_settings():
 
 
 def test_options_reach_the_settings_alike():
-    argv = ["--seed", "7", "--steps", "9", "--cfg", "2.5", "--sampler", "euler", "--style", "2"]
+    argv = ["--seed", "7", "--steps", "9", "--cfg", "2.5", "--sampler", "euler", "--style", "2",
+            "--mode", "minor"]
     g = settings_from_args(generate_parser().parse_args(["v.mp4", *argv]))
     s = settings_from_args(score_parser().parse_args(["t.otio", "-o", "o.otio", *argv]))
-    assert g == s == Settings(seed=7, steps=9, cfg_scale=2.5, sampler="euler", cls=2)
+    assert g == s == Settings(seed=7, steps=9, cfg_scale=2.5, sampler="euler", cls=2,
+                              mode="minor")
     assert settings_from_args(score_parser().parse_args(["t.otio", "-o", "o", *argv]),
                               seed_offset=2).seed == 9
 
 
 @pytest.mark.parametrize("parser", [generate_parser, score_parser])
-def test_style_outside_the_classes_is_refused(parser, capsys):
+@pytest.mark.parametrize("bad", [["--style", "3"], ["--mode", "dorian"]])
+def test_style_or_mode_outside_the_choices_is_refused(parser, bad, capsys):
     with pytest.raises(SystemExit):
-        parser().parse_args(["x", "-o", "y", "--style", "3"])
+        parser().parse_args(["x", "-o", "y", *bad])
     assert "invalid choice" in capsys.readouterr().err
 
 

@@ -154,6 +154,7 @@ def test_bad_midi_and_stems_paths_are_one_line_exit_2_nothing_written(tmp_path):
          "score-family"),
         (["--stems", tmp_path / "s", "--onnx-dir", assets.model_onnx_dir("audio")],
          "score-family"),
+        (["--mode", "minor", "--model", "audio"], "score-family"),
     ]
     before = snapshot(tmp_path)
     for extra, words in cases:

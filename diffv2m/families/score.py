@@ -64,8 +64,7 @@ class ScoreFamily:
         from diffv2m.score.take import check_renderer
         check_renderer(args.soundfont)
         return dataclasses.replace(settings, ensemble=args.ensemble,
-                                   sample_rate=args.sample_rate,
-                                   mode=getattr(args, "mode", None))
+                                   sample_rate=args.sample_rate)
 
     def write_outputs(self, take, *, midi: str | os.PathLike | None = None,
                       stems: dict[str, str | os.PathLike] | None = None,
