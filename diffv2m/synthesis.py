@@ -117,6 +117,8 @@ class Take:
                 meta["key"] = self.score.key
             if self.score.mode_from:
                 meta["mode_from"] = self.score.mode_from
+            if self.score.mood_reader:
+                meta["mood_reader"] = self.score.mood_reader
         return meta
 
 

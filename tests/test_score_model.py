@@ -190,6 +190,7 @@ def test_generate_score_take_with_midi_and_stems(corpus, model, onnx_dir, tmp_pa
     from diffv2m.score.key import key_name, notes_key
     from diffv2m.score.midi import read_midi
     assert meta["mode_from"] == "picture" and meta["key"].split()[1] in ("major", "minor")
+    assert meta["mood_reader"].startswith("mood_reader.safetensors:")
     assert media.read_audio_metadata(outs["t"][0])["key"] == meta["key"]
     assert key_name(*notes_key(read_midi(mid).notes)) == meta["key"]
     assert MoodReader.load(onnx_dir / "mood_reader.safetensors").meta["train_clips"] == 4

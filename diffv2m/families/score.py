@@ -42,7 +42,8 @@ class ScoreFamily:
                                                     rate=rate, pitch_low=ae.pitch_low,
                                                     cls=settings.cls,
                                                     ensemble_name=settings.ensemble,
-                                                    mode=mode, mode_from=mode_from)
+                                                    mode=mode, mode_from=mode_from,
+                                                    mood_reader=getattr(reader, "id", None))
         t1 = time.perf_counter()
         if progress is not None:
             progress("rendering", 0, 1)

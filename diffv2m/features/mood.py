@@ -57,6 +57,7 @@ class MoodReader:
     weight: np.ndarray                 # [31] on the standardised inputs
     bias: float
     meta: dict[str, Any] = field(default_factory=dict)
+    id: str = ""                       # "mood_reader.safetensors:<sha256[:16]>" once loaded
 
     def p_major(self, colour: np.ndarray, cls: int) -> float:
         z = (mood_inputs(colour, cls) - self.mean) / self.std
@@ -102,8 +103,10 @@ class MoodReader:
                 np.all(np.isfinite(v)) for v in t.values()):
             raise UserError(f"{path}: mood reader tensors {shapes} are not {want} finite "
                             f"numbers with a positive spread")
+        from ..cache import file_sha256
         return cls(mean=t["mean"], std=t["std"], weight=t["weight"], bias=float(t["bias"][0]),
-                   meta=json.loads(header.get("meta", "{}")))
+                   meta=json.loads(header.get("meta", "{}")),
+                   id=f"{Path(path).name}:{file_sha256(path)[:16]}")
 
 
 def load_beside(folder: str | os.PathLike) -> MoodReader | None:

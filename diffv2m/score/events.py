@@ -38,3 +38,4 @@ class Score:
     tempo_bpm: float | None = None  # informative (MIDI tempo meta event); times are absolute
     key: str | None = None          # the notes' key, e.g. "C minor" (diffv2m.score.key)
     mode_from: str | None = None    # who chose the mode: "picture" (the mood reader), "user"
+    mood_reader: str | None = None  # the reader's id when the picture chose it (provenance)

@@ -175,9 +175,11 @@ def playable_notes(prob: np.ndarray, *, rate: float, pitch_low: int) -> list[Not
 
 def score_from_probabilities(prob: np.ndarray, *, duration: float, rate: float,
                              pitch_low: int, cls: int, ensemble_name: str | None = None,
-                             mode: str | None = None, mode_from: str | None = None) -> Score:
+                             mode: str | None = None, mode_from: str | None = None,
+                             mood_reader: str | None = None) -> Score:
     """The take's notes (:func:`playable_notes`), in ``mode`` when one is given
-    (:func:`diffv2m.score.key.to_mode`; ``mode_from`` says who chose it), with the mood's
+    (:func:`diffv2m.score.key.to_mode`; ``mode_from`` says who chose it, ``mood_reader``
+    which reader when it was the picture), with the mood's
     ensemble, the key and the tempo."""
     from .key import key_name, notes_key, to_mode
     from .tempo import estimate_tempo
@@ -188,7 +190,8 @@ def score_from_probabilities(prob: np.ndarray, *, duration: float, rate: float,
         notes = to_mode(notes, mode)
     return Score(notes=notes, ensemble=choose_ensemble(notes, cls, ensemble_name, mode),
                  duration=float(duration), tempo_bpm=estimate_tempo(notes, duration, rate),
-                 key=key_name(*notes_key(notes)), mode_from=mode_from if mode else None)
+                 key=key_name(*notes_key(notes)), mode_from=mode_from if mode else None,
+                 mood_reader=mood_reader if mode and mode_from == "picture" else None)
 
 
 def midi_file_bytes(score: Score) -> bytes:
