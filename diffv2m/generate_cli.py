@@ -15,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Make an original soundtrack for a video.")
     p.add_argument("video", help="input video file")
     p.add_argument("-o", "--output", help="output WAV/FLAC (default: VIDEO.take-SEED.wav)")
-    add_generation_options(p, model_cfg=True)
+    add_generation_options(p)
     p.add_argument("--model", choices=("score", "audio"), default=None,
                    help="embedded model: score (notes rendered by FluidSynth; default) or "
                         "audio (the waveform-latent model); ignored with --checkpoint")
@@ -119,9 +119,6 @@ def check_options(args) -> Settings:
 def check_family_options(args, backend, settings: Settings) -> Settings:
     """The options that only a score-family model takes (checked once the model is known,
     before any feature is computed); returns ``settings`` with them filled in."""
-    import dataclasses
-    if args.cfg is None:                            # the model's own guidance (chosen on val)
-        settings = dataclasses.replace(settings, cfg_scale=backend.config.default_cfg_scale)
     from .families import family_of
     return family_of(backend.config).check_options(args, backend.config, settings)
 

@@ -18,22 +18,19 @@ SAMPLER_NAMES = ("dpmpp-2m", "euler", "ddim")
 assert set(SAMPLER_NAMES) == set(SAMPLERS) and SAMPLER_NAMES[0] == DEFAULTS.sampler
 
 
-def add_generation_options(p: argparse.ArgumentParser, *, model_cfg: bool = False) -> None:
-    """``--seed --steps --cfg --sampler --style --mode``, with the defaults of :class:`Settings`;
-    ``model_cfg``: an unset ``--cfg`` is None, the model's own guidance once it is known
-    (:attr:`~diffv2m.config.ModelConfig.default_cfg_scale`)."""
+def add_generation_options(p: argparse.ArgumentParser) -> None:
+    """``--seed --steps --cfg --sampler --style --mode``, with the defaults of :class:`Settings`
+    (an unset ``--cfg`` is None: the model's own guidance,
+    :attr:`~diffv2m.config.ModelConfig.default_cfg_scale`, filled in by
+    :func:`diffv2m.synthesis.synthesise`)."""
     styles = ", ".join(f"{i} {name}" for i, name in enumerate(STYLES))
     p.add_argument("--seed", type=int, default=DEFAULTS.seed,
                    help="random seed (recorded in the output)")
     p.add_argument("--steps", type=int, default=DEFAULTS.steps,
                    help=f"sampler steps (default {DEFAULTS.steps})")
-    if model_cfg:
-        p.add_argument("--cfg", type=float, default=None,
-                       help="classifier-free guidance scale (default: the model's, 2 for score, "
-                            "3 for audio)")
-    else:
-        p.add_argument("--cfg", type=float, default=DEFAULTS.cfg_scale,
-                       help="classifier-free guidance scale")
+    p.add_argument("--cfg", type=float, default=None,
+                   help="classifier-free guidance scale (default: the model's own, 2 for "
+                        "score, 3 for audio)")
     p.add_argument("--sampler", default=DEFAULTS.sampler, help=" | ".join(SAMPLER_NAMES))
     p.add_argument("--style", type=int, default=DEFAULTS.cls, choices=tuple(range(len(STYLES))),
                    help=f"class token: {styles} (default {DEFAULTS.cls})")
@@ -43,10 +40,8 @@ def add_generation_options(p: argparse.ArgumentParser, *, model_cfg: bool = Fals
 
 
 def settings_from_args(args: argparse.Namespace, *, seed_offset: int = 0) -> Settings:
-    """The :class:`Settings` the options of :func:`add_generation_options` name (an unset
-    ``--cfg`` reads as the default scale until the model's own replaces it)."""
-    cfg = DEFAULTS.cfg_scale if args.cfg is None else args.cfg
-    return Settings(seed=args.seed + seed_offset, steps=args.steps, cfg_scale=cfg,
+    """The :class:`Settings` the options of :func:`add_generation_options` name."""
+    return Settings(seed=args.seed + seed_offset, steps=args.steps, cfg_scale=args.cfg,
                     sampler=args.sampler, cls=args.style, mode=getattr(args, "mode", None))
 
 

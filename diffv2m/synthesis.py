@@ -11,6 +11,8 @@ seam falls on a beat where the music changes anyway.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import time
 from dataclasses import dataclass, field
@@ -49,7 +51,7 @@ class Settings:
     """Everything besides the video that decides the music; recorded in every output."""
     seed: int = 0
     steps: int = 25
-    cfg_scale: float = 3.0
+    cfg_scale: float | None = None     # None: the model's own (ModelConfig.default_cfg_scale)
     sampler: str = "dpmpp-2m"
     cls: int = 1
     # score family only: the instruments (None: from the mood), the render rate (None: the
@@ -60,7 +62,8 @@ class Settings:
     mode: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"seed": int(self.seed), "steps": int(self.steps), "cfg_scale": float(self.cfg_scale),
+        d = {"seed": int(self.seed), "steps": int(self.steps),
+             "cfg_scale": None if self.cfg_scale is None else float(self.cfg_scale),
              "sampler": self.sampler, "cls": int(self.cls)}
         if self.ensemble is not None:
             d["ensemble"] = self.ensemble
@@ -256,6 +259,8 @@ def synthesise(backend: Backend, conditions: Conditions, settings: Settings, *,
     from .settings_limits import check_settings
     check_settings(settings)
     cfg = backend.config
+    if settings.cfg_scale is None:           # the model's own guidance, recorded as a number
+        settings = dataclasses.replace(settings, cfg_scale=float(cfg.default_cfg_scale))
     W = cfg.window_seconds
     L = cfg.latent_frames
     C = cfg.autoencoder.latent_dim

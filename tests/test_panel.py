@@ -468,6 +468,7 @@ def test_worker_errors_are_readable_messages_not_crashes(qtbot, make_panel, medi
 def test_settings_persist_in_the_given_qsettings(qtbot, make_panel, media, qsettings, tmp_path):
     panel = make_panel(media["cut"])
     c = panel.controls
+    assert c.settings().cfg_scale is None and c.cfg.text() == "model's"     # the model's own
     c.seed.setValue(4242)
     c.steps.setValue(9)
     c.cfg.setValue(4.5)

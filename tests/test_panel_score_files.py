@@ -72,6 +72,8 @@ def test_export_writes_midi_and_stems_with_the_timeline(qtbot, make_panel, media
     assert sorted(p.name for p in out.parent.iterdir()) == sorted(
         [out.name, mid.name, stems.name])
     record = panel.session.takes[0]
+    # the panel's default guidance is the model's own, recorded as the number it used
+    assert record.take.settings.cfg_scale == panel.backend.config.default_cfg_scale == 2.0
     assert len(read_midi(mid).notes) == len(record.take.score.notes) > 0
     assert record.take.score.key in panel.takes.rows[0].details.text()     # "A minor"
     mix = media_io.read_audio(record.path, record.take.sample_rate, mono=False)

@@ -43,9 +43,10 @@ class Request:
     span: Span
     seed: int = 0
     steps: int = 25
-    cfg_scale: float = 3.0
+    cfg_scale: float = 0.0              # 0: the model's own guidance
     sampler: str = "dpmpp-2m"
     style: int = 1
+    mode: str | None = None             # score model: None = the picture's
     data_dir: Path = Path(".")
     engine: str = "in-process"
     executable: str = "diffv2m"
@@ -54,8 +55,9 @@ class Request:
 
     def settings(self):
         from diffv2m.synthesis import Settings
-        return Settings(seed=int(self.seed), steps=int(self.steps), cfg_scale=float(self.cfg_scale),
-                        sampler=self.sampler, cls=int(self.style))
+        return Settings(seed=int(self.seed), steps=int(self.steps),
+                        cfg_scale=float(self.cfg_scale) if self.cfg_scale > 0 else None,
+                        sampler=self.sampler, cls=int(self.style), mode=self.mode)
 
     @property
     def take_dir(self) -> Path:
@@ -152,8 +154,11 @@ def forget_sessions() -> None:
 def external_command(req: Request) -> tuple[list[str], Path | None]:
     """The ``diffv2m`` command line for ``req`` and the take it writes (None: read stdout)."""
     common = ["--seed", str(int(req.seed)), "--steps", str(int(req.steps)),
-              "--cfg", repr(float(req.cfg_scale)), "--sampler", req.sampler,
-              "--style", str(int(req.style))]
+              "--sampler", req.sampler, "--style", str(int(req.style))]
+    if req.cfg_scale > 0:
+        common += ["--cfg", repr(float(req.cfg_scale))]
+    if req.mode:
+        common += ["--mode", req.mode]
     if req.onnx_dir:
         common += ["--onnx-dir", str(req.onnx_dir)]
     if req.threads:

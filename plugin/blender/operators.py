@@ -104,7 +104,8 @@ def _start(op, context, seed: int, new_take: bool):
     if new_take:
         seed = strips.next_seed(scene, span.key(), seed)
     req = engine.Request(span=span, seed=seed, steps=cfg["steps"], cfg_scale=cfg["cfg_scale"],
-                         sampler=cfg["sampler"], style=cfg["style"], data_dir=strips.data_dir(),
+                         sampler=cfg["sampler"], style=cfg["style"], mode=cfg["mode"],
+                         data_dir=strips.data_dir(),
                          engine=cfg["engine"], executable=cfg["executable"],
                          onnx_dir=cfg["onnx_dir"] or None, threads=cfg["threads"] or None)
     job = engine.TakeJob(req)

@@ -16,7 +16,7 @@ from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 ADDON = __package__
 
 DEFAULTS = {"engine": "in-process", "executable": "", "onnx_dir": "", "threads": 0,
-            "steps": 25, "cfg_scale": 3.0, "sampler": "dpmpp-2m", "style": 1}
+            "steps": 25, "cfg_scale": 0.0, "sampler": "dpmpp-2m", "style": 1, "mode": None}
 
 
 def default_executable() -> str:
@@ -44,12 +44,18 @@ class DiffV2MPreferences(bpy.types.AddonPreferences):
     threads: IntProperty(name="CPU threads", default=0, min=0, max=256,
                          description="0: all physical cores")
     steps: IntProperty(name="Steps", default=25, min=1, max=200)
-    cfg_scale: FloatProperty(name="Guidance", default=3.0, min=1.0, max=20.0)
+    cfg_scale: FloatProperty(name="Guidance", default=0.0, min=0.0, max=15.0,
+                             description="0: the model's own (2 for the score model, 3 for "
+                                         "audio)")
     sampler: EnumProperty(name="Sampler", default="dpmpp-2m",
                           items=[("dpmpp-2m", "DPM++ 2M", ""), ("euler", "Euler", ""),
                                  ("ddim", "DDIM", "")])
     style: EnumProperty(name="Style", default="1",
                         items=[("0", "Calm", ""), ("1", "Moderate", ""), ("2", "Energetic", "")])
+    mode: EnumProperty(name="Mode", default="PICTURE",
+                       items=[("PICTURE", "From the picture", "Read from the colour grade (score "
+                                                              "model)"),
+                              ("major", "Major", ""), ("minor", "Minor", "")])
 
     def draw(self, context):
         col = self.layout.column()
@@ -64,6 +70,7 @@ class DiffV2MPreferences(bpy.types.AddonPreferences):
         col.prop(self, "cfg_scale")
         col.prop(self, "sampler")
         col.prop(self, "style")
+        col.prop(self, "mode")
 
 
 def settings_of(context, op=None) -> dict:
@@ -74,7 +81,8 @@ def settings_of(context, op=None) -> dict:
     if p is not None:
         cfg.update(engine="external" if p.engine == "EXTERNAL" else "in-process",
                    executable=p.executable, onnx_dir=p.onnx_dir, threads=p.threads,
-                   steps=p.steps, cfg_scale=p.cfg_scale, sampler=p.sampler, style=int(p.style))
+                   steps=p.steps, cfg_scale=p.cfg_scale, sampler=p.sampler, style=int(p.style),
+                   mode=None if p.mode == "PICTURE" else p.mode)
     if op is not None:
         if op.engine != "PREFERENCES":
             cfg["engine"] = "external" if op.engine == "EXTERNAL" else "in-process"

@@ -186,6 +186,7 @@ def add_take(scene, span: Span, above: int, result, settings: dict) -> object:
         "guidance": float(meta.get("cfg_scale", settings.get("cfg_scale", 0.0))),
         "sampler": str(meta.get("sampler", settings.get("sampler", ""))),
         "style": int(meta.get("cls", settings.get("style", 1))),
+        "key": str(meta.get("key", "")),
         "backend": str(meta.get("backend", "")), "engine": str(meta.get("engine", "")),
         "graph_hashes": {k: str(v) for k, v in dict(meta.get("graph_hashes", {})).items()},
         "span": span.key(), "span_start": int(span.start), "span_end": int(span.end),

@@ -49,6 +49,8 @@ class SEQUENCER_PT_diffv2m(bpy.types.Panel):
             box.label(text=f"{take.get('diffv2m_model', '')}")
             box.label(text=f"steps {take.get('diffv2m_steps')}, guidance "
                            f"{take.get('diffv2m_guidance', 0):.1f}, {take.get('diffv2m_engine')}")
+            if take.get("diffv2m_key"):
+                box.label(text=f"key {take['diffv2m_key']}")
 
 
 def menu_strip(self, context):

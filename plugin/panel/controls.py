@@ -22,6 +22,7 @@ from diffv2m.synthesis import Settings
 
 #: the mode choices (label, Settings.mode): the picture's first
 MODES = (("from the picture", None), ("major", "major"), ("minor", "minor"))
+MODEL_CFG = 0.5                      # the guidance box's "model's" value
 MODE_TIP = ("The music's mode; \"from the picture\" reads it from the colour grade (dark, "
             "cool, desaturated footage: minor)")
 
@@ -62,12 +63,15 @@ class GenerateControls(QWidget):
         self.steps.setValue(DEFAULTS.steps)
         self.steps.setToolTip("Sampler steps: more is slower and usually cleaner")
         self.cfg = QDoubleSpinBox()
-        self.cfg.setRange(1.0, CFG_RANGE[1])
+        # one step below 1 reads "model's": the guidance the model was tuned with (None)
+        self.cfg.setRange(MODEL_CFG, CFG_RANGE[1])
+        self.cfg.setSpecialValueText("model's")
         self.cfg.setSingleStep(0.5)
         self.cfg.setDecimals(2)
-        self.cfg.setValue(DEFAULTS.cfg_scale)
+        self._set_cfg(DEFAULTS.cfg_scale)
         self.cfg.setToolTip("Guidance (classifier-free guidance scale): how strongly the music "
-                            "follows the picture")
+                            "follows the picture; \"model's\" is the one the model was tuned "
+                            "with (2 for the score model, 3 for audio)")
         self.style = QComboBox()
         for i, s in enumerate(STYLES):
             self.style.addItem(f"{i} · {s}", i)
@@ -129,20 +133,27 @@ class GenerateControls(QWidget):
     # -- values -----------------------------------------------------------------------------
     def settings(self) -> Settings:
         return Settings(seed=self.seed.value(), steps=self.steps.value(),
-                        cfg_scale=float(self.cfg.value()), sampler=self.sampler.currentData(),
+                        cfg_scale=self._cfg(), sampler=self.sampler.currentData(),
                         cls=int(self.style.currentData()),
                         mode=self.mode.currentData() if self._modal else None)
 
     def set_settings(self, s: Settings) -> None:
         self.seed.setValue(int(s.seed))
         self.steps.setValue(int(s.steps))
-        self.cfg.setValue(float(s.cfg_scale))
+        self._set_cfg(s.cfg_scale)
         i = self.style.findData(int(s.cls))
         self.style.setCurrentIndex(i if i >= 0 else 1)
         j = self.sampler.findData(s.sampler)
         self.sampler.setCurrentIndex(j if j >= 0 else 0)
         m = self.mode.findData(s.mode)
         self.mode.setCurrentIndex(m if m >= 0 else 0)
+
+    def _cfg(self) -> float | None:
+        v = float(self.cfg.value())
+        return None if v < 1.0 else v
+
+    def _set_cfg(self, value: float | None) -> None:
+        self.cfg.setValue(MODEL_CFG if value is None else float(value))
 
     def next_seed(self) -> int:
         """Advance the seed by one (wrapping) and return it."""
@@ -205,7 +216,7 @@ class GenerateControls(QWidget):
         s = self.settings()
         qs.setValue("generate/seed", s.seed)
         qs.setValue("generate/steps", s.steps)
-        qs.setValue("generate/cfg", s.cfg_scale)
+        qs.setValue("generate/cfg", "" if s.cfg_scale is None else s.cfg_scale)
         qs.setValue("generate/style", s.cls)
         qs.setValue("generate/sampler", s.sampler)
         qs.setValue("generate/mode", s.mode or "")
@@ -216,7 +227,7 @@ class GenerateControls(QWidget):
             self.set_settings(Settings(
                 seed=int(qs.value("generate/seed", d.seed)),
                 steps=int(qs.value("generate/steps", d.steps)),
-                cfg_scale=float(qs.value("generate/cfg", d.cfg_scale)),
+                cfg_scale=float(qs.value("generate/cfg") or 0) or None,
                 sampler=str(qs.value("generate/sampler", d.sampler)),
                 cls=int(qs.value("generate/style", d.cls)),
                 mode=str(qs.value("generate/mode", "")) or None))

@@ -64,7 +64,8 @@ def test_score_puts_a_sound_strip_under_the_movie_strip(blend, media):
     assert take.frame_final_start == pic.frame_final_start == 17
     assert abs(take.frame_final_duration - pic.frame_final_duration) <= 1
     assert take["diffv2m_seed"] == 7 and take["diffv2m_steps"] == STEPS
-    assert take["diffv2m_guidance"] == 3.0 and take["diffv2m_model"]
+    assert take["diffv2m_guidance"] == 2.0 and take["diffv2m_model"]     # the score model's own
+    assert take["diffv2m_key"].split()[1] in ("major", "minor")
     assert set(take["diffv2m_graph_hashes"].keys()) >= {"dit", "decoder"}
     assert take["diffv2m_retimed"] is False or take["diffv2m_retimed"] == 0
     wav = Path(bpy.path.abspath(take.sound.filepath))
@@ -320,3 +321,12 @@ def test_two_selected_strips_with_a_gap_are_scored_as_one_span(blend, media):
     tl = json.loads(spans[0].read_text())
     kinds = [c["OTIO_SCHEMA"].split(".")[0] for c in tl["tracks"]["children"][0]["children"]]
     assert kinds == ["Clip", "Gap", "Clip"]
+
+
+def test_guidance_0_is_the_models_own_and_the_mode_reaches_the_settings():
+    from diffv2m.plugin.blender import engine, prefs
+    assert prefs.DEFAULTS["cfg_scale"] == 0.0 and prefs.DEFAULTS["mode"] is None
+    s = engine.Request(span=None).settings()
+    assert s.cfg_scale is None and s.mode is None
+    s = engine.Request(span=None, cfg_scale=2.5, mode="minor").settings()
+    assert (s.cfg_scale, s.mode) == (2.5, "minor")
