@@ -33,6 +33,10 @@ from diffv2m.runtime.providers import physical_cores, provider_order
 
 __all__ = ["OrtBackend", "load_runtime", "validate_manifest", "OrtGraph"]
 
+#: windows one DiT call samples side by side on ONNX Runtime's CPU/CUDA providers (a row of a
+#: batch comes out of onnxruntime bit for bit as alone: tests/test_runtime_batching.py)
+WINDOW_BATCH = 8
+
 
 def _cpu_tag() -> str:
     """A short tag of the CPU's instruction-set flags (optimised graphs may depend on them)."""
@@ -212,6 +216,9 @@ class OrtBackend:
         dit = graphs["dit"]
         self.name = (f"tensorrt:{dit.provider.split(':', 1)[1]}"
                      if dit.provider.startswith("tensorrt:") else f"onnxruntime:{dit.provider}")
+        # windows per DiT call (synthesis.window_batch): TensorRT engines and the TensorRT EP
+        # are built for the CFG batch of 2 (export.engines.profiles_for), so one window there
+        self.window_batch = 1 if "tensorrt" in dit.provider.lower() else WINDOW_BATCH
 
     def report(self) -> list[str]:
         """What runs each graph, and why anything fell back (one line each)."""
