@@ -154,7 +154,6 @@ def conditions_from_features(backend: Backend, features: Any, *, cls: int = 1,
     semantic = np.asarray(backend.encode_semantic(features.frames_1fps), dtype=np.float32)
     _notify(progress, "semantic", 1, 1)
     seconds = semantic.shape[0]
-    colour = np.asarray(features.colour, dtype=np.float32)
     cut = np.asarray(features.scene_cut, dtype=np.float32)
     beat = np.asarray(features.motion, dtype=np.float32)
     W = min(cfg.window_seconds, cfg.rhythm.max_seconds)
@@ -170,9 +169,20 @@ def conditions_from_features(backend: Backend, features: Any, *, cls: int = 1,
         odf_n[s:s + n] += 1
     _notify(progress, "rhythm", len(starts), len(starts))
     odf = np.clip(odf_sum / np.maximum(odf_n, 1), 0.0, 1.0).astype(np.float32)
+    return conditions_of(features, semantic, odf)
+
+
+def conditions_of(features: Any, semantic: np.ndarray, odf: np.ndarray) -> Conditions:
+    """The :class:`Conditions` of ``features`` (VideoFeatures) with the semantic tokens and
+    the predicted ODF a backend made of them (by :func:`conditions_from_features`, now or
+    earlier: the feature cache keeps them)."""
     m_times, m_values = getattr(features, "motion_curve", (np.zeros(0), np.zeros(0)))
-    return Conditions(duration=float(features.duration), semantic=semantic, colour=colour,
-                      scene_cut=cut, pseudo_beat=beat, odf=odf,
+    return Conditions(duration=float(features.duration),
+                      semantic=np.asarray(semantic, np.float32),
+                      colour=np.asarray(features.colour, dtype=np.float32),
+                      scene_cut=np.asarray(features.scene_cut, dtype=np.float32),
+                      pseudo_beat=np.asarray(features.motion, dtype=np.float32),
+                      odf=np.asarray(odf, np.float32),
                       cut_times=np.asarray(getattr(features, "cut_times", np.zeros(0)), np.float64),
                       motion_times=np.asarray(m_times, np.float64),
                       motion_values=np.asarray(m_values, np.float32))

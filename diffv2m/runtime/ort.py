@@ -21,6 +21,7 @@ import os
 import platform
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -202,32 +203,58 @@ class OrtBackend:
     """
 
     def __init__(self, onnx_dir: Path, manifest: dict[str, Any], graphs: dict[str, Any], *,
-                 threads: int, notes: list[str]):
+                 threads: int, notes: list[str], open_graph=None,
+                 conditions_identity: str | None = None):
         self.onnx_dir = onnx_dir
         self.manifest = manifest
         self.config = ModelConfig.from_dict(manifest["config"])
         self.model_id = manifest.get("model_id", "")
         self.graph_hashes = {k: g["sha256"] for k, g in manifest["graphs"].items()}
-        self.graphs = graphs
+        self.graphs = graphs                # the graphs open so far (see graph())
         self.threads = threads
         self.notes = notes
-        self._open_graph = None
-        self.providers = {k: getattr(g, "provider", "?") for k, g in graphs.items()}
-        dit = graphs["dit"]
+        self._open_graph = open_graph
+        self._opening = threading.Lock()
+        #: what the semantic tokens and the predicted ODF depend on besides the video (the
+        #: feature cache keeps them under it: jobs.video_conditions); None: not cached
+        self.conditions_identity = conditions_identity
+        dit = self.graph("dit")
         self.name = (f"tensorrt:{dit.provider.split(':', 1)[1]}"
                      if dit.provider.startswith("tensorrt:") else f"onnxruntime:{dit.provider}")
         # windows per DiT call (synthesis.window_batch): TensorRT engines and the TensorRT EP
         # are built for the CFG batch of 2 (export.engines.profiles_for), so one window there
         self.window_batch = 1 if "tensorrt" in dit.provider.lower() else WINDOW_BATCH
 
+    def graph(self, name: str):
+        """The session (or TensorRT engine) of graph ``name``, opened on first use: a job
+        opens only the graphs it runs (a new seed with cached conditions: the DiT and the
+        decoder).  ``None`` when the export has no such graph."""
+        g = self.graphs.get(name)
+        if g is None and name in self.manifest["graphs"] and self._open_graph is not None:
+            with self._opening:
+                g = self.graphs.get(name)
+                if g is None:
+                    g = self.graphs[name] = self._open_graph(name)
+        return g
+
+    def _generation_graphs(self) -> dict[str, Any]:
+        """Every graph generation can run (all but the encoder), opened."""
+        return {k: self.graph(k) for k in self.manifest["graphs"] if k != "encoder"}
+
+    @property
+    def providers(self) -> dict[str, str]:
+        """{graph: what runs it} for the graphs generation runs (opens them)."""
+        return {k: getattr(g, "provider", "?") for k, g in self._generation_graphs().items()}
+
     def report(self) -> list[str]:
-        """What runs each graph, and why anything fell back (one line each)."""
+        """What runs each graph, and why anything fell back (one line each; opens them)."""
+        self._generation_graphs()
         return [g.describe() for g in self.graphs.values()] + list(self.notes)
 
     # ---------------------------------------------------------------- Backend
     def encode_semantic(self, frames: np.ndarray) -> np.ndarray:
         from diffv2m.features.semantic import semantic_pixels
-        g = self.graphs.get("semantic_encoder")
+        g = self.graph("semantic_encoder")
         if g is None:
             raise UserError(f"{self.onnx_dir}: no semantic_encoder graph (semantic backend "
                             f"{self.config.semantic.backend!r} is not exported)")
@@ -239,7 +266,7 @@ class OrtBackend:
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def predict_rhythm(self, semantic, scene_cut, pseudo_beat, cls) -> np.ndarray:
-        return np.asarray(self.graphs["rhythm_predictor"].run({
+        return np.asarray(self.graph("rhythm_predictor").run({
             "semantic": np.ascontiguousarray(semantic, np.float32),
             "scene_cut": np.ascontiguousarray(scene_cut, np.float32),
             "pseudo_beat": np.ascontiguousarray(pseudo_beat, np.float32),
@@ -250,7 +277,7 @@ class OrtBackend:
         B = x.shape[0]
         f = np.float32
         feeds = {} if cues is None else {"cues": np.ascontiguousarray(cues, f)}
-        return np.asarray(self.graphs["dit"].run({**feeds,
+        return np.asarray(self.graph("dit").run({**feeds,
             "x": np.ascontiguousarray(x, f),
             "t": np.ascontiguousarray(np.broadcast_to(np.asarray(t, f).reshape(-1), (B,))),
             "semantic": np.ascontiguousarray(semantic, f),
@@ -261,16 +288,14 @@ class OrtBackend:
             "seconds_total": np.ascontiguousarray(seconds_total, f).reshape(-1)}), f)
 
     def decode(self, z: np.ndarray) -> np.ndarray:
-        return np.asarray(self.graphs["decoder"].run({"z": np.ascontiguousarray(z, np.float32)}),
+        return np.asarray(self.graph("decoder").run({"z": np.ascontiguousarray(z, np.float32)}),
                           np.float32)
 
     def encode_latent(self, audio: np.ndarray) -> np.ndarray:
         """audio [B, ch, N] -> latent mean [B, C, ceil(N / hop)] (unscaled), if exported."""
-        g = self.graphs.get("encoder")
+        g = self.graph("encoder")
         if g is None:
-            if "encoder" not in self.manifest["graphs"]:
-                raise UserError(f"{self.onnx_dir}: no encoder graph in this export")
-            g = self.graphs["encoder"] = self._open_graph("encoder")
+            raise UserError(f"{self.onnx_dir}: no encoder graph in this export")
         # "audio" for the waveform family, "roll" [B, 4, 3, P, F] for the score family
         return np.asarray(g.run({g.input_names[0]: np.ascontiguousarray(audio, np.float32)}),
                           np.float32)
@@ -352,9 +377,27 @@ def load_runtime(onnx_dir: str | os.PathLike | None = None, *, threads: int | No
                         threads=threads, cache_dir=cache if optimized_cache else None,
                         external_data=bool(g.get("external_data")))
 
-    for name in manifest["graphs"]:
-        if name not in graphs and name != "encoder":      # the encoder opens on first use
+    for name in ("dit", "decoder"):         # every take runs these; the others open on use
+        if name not in graphs:
             graphs[name] = open_graph(name)
-    backend = OrtBackend(onnx_dir, manifest, graphs, threads=threads, notes=notes)
-    backend._open_graph = open_graph
-    return backend
+    return OrtBackend(onnx_dir, manifest, graphs, threads=threads, notes=notes,
+                      open_graph=open_graph,
+                      conditions_identity=_conditions_identity(manifest, graphs, order, threads))
+
+
+def _conditions_identity(manifest: dict[str, Any], graphs: dict[str, Any], order: list[str],
+                         threads: int) -> str | None:
+    """What the semantic tokens and the predicted ODF of a video depend on, on this runtime:
+    the two graphs, the model's config, onnxruntime, the CPU and the thread count.  Only for
+    the CPU provider (on a GPU they are quick, and which provider ends up running a graph is
+    known only once it is open)."""
+    import hashlib
+    import json
+    import onnxruntime as ort
+    names = ("semantic_encoder", "rhythm_predictor")
+    if order != ["CPUExecutionProvider"] or any(n in graphs for n in names):
+        return None
+    blob = json.dumps({"graphs": {n: manifest["graphs"].get(n, {}).get("sha256") for n in names},
+                       "config": manifest["config"], "onnxruntime": ort.__version__,
+                       "cpu": _cpu_tag(), "threads": int(threads)}, sort_keys=True, default=str)
+    return "ort-cpu-" + hashlib.sha256(blob.encode()).hexdigest()[:24]
