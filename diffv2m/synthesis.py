@@ -43,9 +43,12 @@ class Backend(Protocol):
 
     def decode(self, z: np.ndarray) -> np.ndarray: ...
 
-    # Optional: how many windows one ``denoise`` call may sample side by side (the windows'
-    # batches stacked, each window's rows computed as on its own).  Absent: 1.
-    # window_batch: int
+    # Optional attributes (read with getattr; a backend without them is served as before):
+    #   window_batch: int -- how many windows one ``denoise`` call may sample side by side
+    #     (:func:`window_batch`; only where each row of a batch comes out as alone);
+    #   conditions_identity: str | None -- what ``encode_semantic`` / ``predict_rhythm``
+    #     results depend on besides their inputs; set, the feature cache keeps them
+    #     (:func:`diffv2m.jobs.video_conditions`).
 
 
 def window_batch(backend: Backend) -> int:
