@@ -2,7 +2,9 @@
 or TensorRT engines, behind :class:`diffv2m.synthesis.Backend`.  numpy only: no torch.
 
 ``load_runtime(onnx_dir)`` validates the directory's manifest (stale graph -> UserError),
-opens one onnxruntime session per graph and reports what really runs each graph:
+opens one onnxruntime session per graph (the DiT's and the decoder's at once, the others when
+first run: a new seed with cached conditions never opens the semantic encoder or the rhythm
+predictor) and reports what really runs each graph:
 onnxruntime-gpu without a usable GPU silently falls back to the CPU provider, so the
 provider is always read back from ``session.get_providers()``, never assumed.
 
