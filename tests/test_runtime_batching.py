@@ -89,3 +89,30 @@ def test_tensorrt_keeps_one_window_per_call(backend, monkeypatch):
     monkeypatch.setattr(dit, "provider", "TensorrtExecutionProvider")
     trt = OrtBackend(backend.onnx_dir, backend.manifest, backend.graphs, threads=1, notes=[])
     assert synthesis.window_batch(trt) == 1
+
+
+def test_idle_graphs_leave_the_cores_alone(backend):
+    """After a run, onnxruntime's threads stop spinning (FluidSynth renders the take next):
+    an idle second after a DiT call costs this process next to no CPU."""
+    import time
+    dit = backend.graph("dit")
+    assert dit.session.get_session_options().get_session_config_entry(
+        "session.force_spinning_stop") == "1"
+    cfg = backend.config
+    B, W, L = 8, cfg.window_seconds, cfg.latent_frames
+    feeds = {"x": np.zeros((B, cfg.autoencoder.latent_dim, L), np.float32),
+             "t": np.full(B, 0.5, np.float32),
+             "semantic": np.zeros((B, W, cfg.semantic_dim), np.float32),
+             "rhythm": np.zeros((B, W, 1), np.float32),
+             "colour": np.zeros((B, W, 3072), np.float32), "cls": np.ones(B, np.int64),
+             "seconds_start": np.zeros(B, np.float32), "seconds_total": np.full(B, 9, np.float32)}
+    if cfg.dit.cue_channels:
+        feeds["cues"] = np.zeros((B, cfg.dit.cue_channels, L), np.float32)
+    from diffv2m.runtime.ort import load_runtime
+    two = load_runtime(SCORE_ONNX, threads=2)                    # a pool with a worker thread
+    two.denoise(**feeds)                                         # (the first run sets up)
+    time.sleep(0.1)
+    two.denoise(**feeds)
+    c0 = time.process_time()
+    time.sleep(0.3)
+    assert time.process_time() - c0 < 0.01                      # spinning: 30-40 ms here

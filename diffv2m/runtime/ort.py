@@ -56,6 +56,15 @@ def _cpu_tag() -> str:
     return f"{platform.machine()}-{hashlib.sha256(flags.encode()).hexdigest()[:8]}"
 
 
+def _stop_spinning_after_runs(so) -> None:
+    """onnxruntime's intra-op threads spin between a session's runs (tens of ms of a core
+    after its last run): they still spin while a run goes on, and stop when it returns
+    (``session.force_spinning_stop``), so an idle graph leaves the cores to what runs next
+    (FluidSynth rendering the take, the video decoder, another graph).  Same kernels, same
+    results."""
+    so.add_session_config_entry("session.force_spinning_stop", "1")
+
+
 class OrtGraph:
     """One onnxruntime session for one graph, with the provider it really runs on."""
 
@@ -72,6 +81,7 @@ class OrtGraph:
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.log_severity_level = 3
+        _stop_spinning_after_runs(so)
         provs: list[Any] = []
         for p in providers:
             if p == "TensorrtExecutionProvider" and cache_dir is not None:
@@ -174,6 +184,7 @@ class OrtGraph:
         so.inter_op_num_threads = old.inter_op_num_threads
         so.execution_mode = old.execution_mode
         so.log_severity_level = old.log_severity_level
+        _stop_spinning_after_runs(so)
         return so
 
     @property
