@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not (SCORE_ONNX / "manifest.json").exists(),
 def backend():
     from diffv2m.runtime.ort import WINDOW_BATCH, load_runtime
     be = load_runtime(SCORE_ONNX, threads=1)
-    assert be.window_batch == WINDOW_BATCH > 1          # the CPU provider takes windows side by side
+    assert be.window_batch == WINDOW_BATCH > 1          # CPU: windows side by side
     return be
 
 
