@@ -78,6 +78,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     from diffv2m import media
     seconds = media.probe(args.video).duration
+    load_before = [round(x, 2) for x in os.getloadavg()]    # the machine may be shared
     results = {}
     with tempfile.TemporaryDirectory(prefix="diffv2m-bench-") as tmp:
         tmp = Path(tmp)
@@ -105,7 +106,9 @@ def main(argv=None) -> int:
               f"parts of a new seed: {r['parts']}", flush=True)
     summary = {"video": str(args.video), "seconds": seconds, "steps": args.steps,
                "in_process": in_process,
-               "repeat": args.repeat, "cpu_count": os.cpu_count(), "models": results}
+               "repeat": args.repeat, "cpu_count": os.cpu_count(),
+               "loadavg_before": load_before,
+               "loadavg_after": [round(x, 2) for x in os.getloadavg()], "models": results}
     if args.output:
         args.output.write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))

@@ -123,13 +123,35 @@ def check_family_options(args, backend, settings: Settings) -> Settings:
     return family_of(backend.config).check_options(args, backend.config, settings)
 
 
+def preload_renderer(args) -> None:
+    """A score-family model's exported graphs: start loading the SoundFont now, on a thread,
+    so that it runs beside the start-up (imports, probing the video, opening the graphs)
+    instead of after the sampling.  Anything odd (no manifest, a torch checkpoint): nothing
+    is preloaded and the render loads the SoundFont itself, as it always can."""
+    if args.checkpoint is not None:
+        return
+    from . import assets
+    from .config import ModelConfig
+    from diffv2m.runtime.manifest import read_manifest
+    try:
+        manifest = read_manifest(args.onnx_dir or assets.model_onnx_dir(embedded_model(args)))
+        config = ModelConfig.from_dict(manifest["config"])
+    except (UserError, KeyError, TypeError, ValueError):
+        return
+    if config.latent_family != "score":
+        return
+    from .score.render import preload
+    preload(args.soundfont, args.sample_rate or config.autoencoder.sample_rate)
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    settings = check_options(args)
+    preload_renderer(args)
     from . import jobs, media
     from .cache import usable_cache_dir
     from .output_transaction import OutputTransaction, resolved
     from .progress import cli_progress
-    settings = check_options(args)
     video = Path(args.video)
     resolved(video)                                            # a symlink loop: one line
     out = Path(args.output) if args.output else video.with_name(f"{video.stem}.take-{args.seed}.wav")

@@ -20,14 +20,39 @@ from .synthesis import Backend, Conditions, Progress, Settings, Take
 def video_conditions(backend: Backend, source: Any, *, cls: int = 1,
                      cache_dir: str | os.PathLike | None = None,
                      progress: Progress | None = None) -> Conditions:
-    """Features of a FrameSource (cached by content) -> model conditions for ``backend``."""
+    """Features of a FrameSource (cached by content) -> model conditions for ``backend``.
+
+    With a cache, the semantic tokens and the predicted ODF are cached too when the backend
+    names what they depend on (``backend.conditions_identity``; the ONNX runtime on the CPU
+    does): a new seed on the same video then runs neither network."""
     from .features import video
     kw = {"image_size": backend.config.semantic.image_size}
-    if cache_dir is not None:
-        feats = video.features_for(source, cache_dir, progress=progress, **kw)
-    else:
+    if cache_dir is None:
         feats = video.compute_video_features(source, progress=progress, **kw)
-    return synthesis.conditions_from_features(backend, feats, cls=cls, progress=progress)
+        return synthesis.conditions_from_features(backend, feats, cls=cls, progress=progress)
+    feats = video.features_for(source, cache_dir, progress=progress, **kw)
+    identity = getattr(backend, "conditions_identity", None)
+    if not identity:
+        return synthesis.conditions_from_features(backend, feats, cls=cls, progress=progress)
+    from .features import feature_cache
+    path = feature_cache.entry_path(cache_dir, source.cache_key(), analysis_fps=None,
+                                    conditions=str(identity), cls=int(cls), **kw)
+    T = feats.seconds
+    hit = feature_cache.read_arrays(path, {"semantic": (T, backend.config.semantic_dim),
+                                           "odf": (T,)})
+    if hit is not None:
+        for stage in ("semantic", "rhythm"):
+            if progress is not None:
+                progress(stage, 1, 1)
+        return synthesis.conditions_of(feats, hit["semantic"], hit["odf"])
+    cond = synthesis.conditions_from_features(backend, feats, cls=cls, progress=progress)
+    if cond.semantic.shape == (T, backend.config.semantic_dim):
+        try:
+            feature_cache.write_arrays(path, {"semantic": cond.semantic, "odf": cond.odf})
+        except OSError as exc:
+            from .cache import warn_cache_unusable
+            warn_cache_unusable(Path(cache_dir), exc)
+    return cond
 
 
 def write_take(take: Take, out: str | os.PathLike, extra: dict[str, Any] | None = None) -> Path:

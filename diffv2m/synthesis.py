@@ -45,6 +45,20 @@ class Backend(Protocol):
 
     def decode(self, z: np.ndarray) -> np.ndarray: ...
 
+    # Optional attributes (read with getattr; a backend without them is served as before):
+    #   window_batch: int -- how many windows one ``denoise`` call may sample side by side
+    #     (:func:`window_batch`; only where each row of a batch comes out as alone);
+    #   conditions_identity: str | None -- what ``encode_semantic`` / ``predict_rhythm``
+    #     results depend on besides their inputs; set, the feature cache keeps them
+    #     (:func:`diffv2m.jobs.video_conditions`).
+
+
+def window_batch(backend: Backend) -> int:
+    """How many windows :func:`synthesise` samples in one ``denoise`` call on ``backend``:
+    its ``window_batch`` attribute, 1 when it has none (a backend whose rows would depend on
+    the batch they sit in, or whose graphs take a fixed batch, keeps 1)."""
+    return max(1, int(getattr(backend, "window_batch", 1) or 1))
+
 
 @dataclass
 class Settings:
@@ -156,7 +170,6 @@ def conditions_from_features(backend: Backend, features: Any, *, cls: int = 1,
     semantic = np.asarray(backend.encode_semantic(features.frames_1fps), dtype=np.float32)
     _notify(progress, "semantic", 1, 1)
     seconds = semantic.shape[0]
-    colour = np.asarray(features.colour, dtype=np.float32)
     cut = np.asarray(features.scene_cut, dtype=np.float32)
     beat = np.asarray(features.motion, dtype=np.float32)
     W = min(cfg.window_seconds, cfg.rhythm.max_seconds)
@@ -172,27 +185,43 @@ def conditions_from_features(backend: Backend, features: Any, *, cls: int = 1,
         odf_n[s:s + n] += 1
     _notify(progress, "rhythm", len(starts), len(starts))
     odf = np.clip(odf_sum / np.maximum(odf_n, 1), 0.0, 1.0).astype(np.float32)
+    return conditions_of(features, semantic, odf)
+
+
+def conditions_of(features: Any, semantic: np.ndarray, odf: np.ndarray) -> Conditions:
+    """The :class:`Conditions` of ``features`` (VideoFeatures) with the semantic tokens and
+    the predicted ODF a backend made of them (by :func:`conditions_from_features`, now or
+    earlier: the feature cache keeps them)."""
     m_times, m_values = getattr(features, "motion_curve", (np.zeros(0), np.zeros(0)))
-    return Conditions(duration=float(features.duration), semantic=semantic, colour=colour,
-                      scene_cut=cut, pseudo_beat=beat, odf=odf,
+    return Conditions(duration=float(features.duration),
+                      semantic=np.asarray(semantic, np.float32),
+                      colour=np.asarray(features.colour, dtype=np.float32),
+                      scene_cut=np.asarray(features.scene_cut, dtype=np.float32),
+                      pseudo_beat=np.asarray(features.motion, dtype=np.float32),
+                      odf=np.asarray(odf, np.float32),
                       cut_times=np.asarray(getattr(features, "cut_times", np.zeros(0)), np.float64),
                       motion_times=np.asarray(m_times, np.float64),
                       motion_values=np.asarray(m_values, np.float32))
 
 
 def _guided_model(backend: Backend, cond: dict[str, np.ndarray], cfg_scale: float):
-    """``model(x, t) -> v`` with classifier-free guidance; cond and null share one batch."""
+    """``model(x, t) -> v`` with classifier-free guidance; cond and null share one batch.
+
+    ``cond`` holds B windows' conditions (batch B); the call is one ``denoise`` of batch 2B,
+    the B conditional rows first, then the B null ones (batch B when ``cfg_scale`` is 1)."""
     if cfg_scale == 1.0:
         def model(x: np.ndarray, t: float) -> np.ndarray:
-            return backend.denoise(x, np.full((1,), t, np.float32), **cond)
+            return backend.denoise(x, np.full((x.shape[0],), t, np.float32), **cond)
         return model
     null = {k: (np.zeros_like(v) if k in ("semantic", "rhythm", "colour", "cues") else v)
             for k, v in cond.items()}
     both = {k: np.concatenate([cond[k], null[k]], axis=0) for k in cond}
 
     def model(x: np.ndarray, t: float) -> np.ndarray:
-        v = backend.denoise(np.concatenate([x, x], axis=0), np.full((2,), t, np.float32), **both)
-        return diffusion.cfg_combine(v[:1], v[1:], cfg_scale)
+        b = x.shape[0]
+        v = backend.denoise(np.concatenate([x, x], axis=0), np.full((2 * b,), t, np.float32),
+                            **both)
+        return diffusion.cfg_combine(v[:b], v[b:], cfg_scale)
     return model
 
 
@@ -275,34 +304,49 @@ def synthesise(backend: Backend, conditions: Conditions, settings: Settings, *,
     total_steps = settings.steps * len(starts)
     timings = {"sampling": 0.0, "decoding": 0.0}
     pieces = []
-    for k, s in enumerate(starts):
-        cond = {
-            "semantic": _rows(conditions.semantic, s, W)[None],
-            "rhythm": _rows(conditions.odf, s, W)[None, :, None],
-            "colour": _rows(conditions.colour, s, W)[None],
-            "cls": np.array([settings.cls], np.int64),
-            "seconds_start": np.array([s], np.float32),
-            "seconds_total": np.array([conditions.duration], np.float32),
-        }
-        if cfg.dit.cue_channels:
-            cond["cues"] = cue_track(conditions.cut_times, conditions.motion_times,
-                                     conditions.motion_values, start=float(s), frames=L,
-                                     rate=cfg.autoencoder.latent_rate)[None]
+    group = window_batch(backend)
+    for k0 in range(0, len(starts), group):
+        # windows k0..k0+n-1 sampled side by side: the sampler's arithmetic is per element
+        # with one step size for all, so each window's latent is the one it would get alone
+        ks = range(k0, min(k0 + group, len(starts)))
+        conds = [_window_conditions(cfg, conditions, settings, starts[k]) for k in ks]
+        cond = {name: np.concatenate([c[name] for c in conds], axis=0) for name in conds[0]}
         model = _guided_model(backend, cond, settings.cfg_scale)
-        x = diffusion.initial_noise(settings.seed, (1, C, L), window=k)
+        x = np.concatenate([diffusion.initial_noise(settings.seed, (1, C, L), window=k)
+                            for k in ks], axis=0)
 
-        def callback(i: int, n: int, _k: int = k) -> None:
-            _notify(progress, "sampling", _k * settings.steps + i + 1, total_steps)
+        def callback(i: int, n: int, _k0: int = k0, _n: int = len(ks)) -> None:
+            _notify(progress, "sampling", _k0 * settings.steps + (i + 1) * _n, total_steps)
 
         t0 = time.perf_counter()
-        z = sample(model, x, ts, callback=callback)
-        t1 = time.perf_counter()
-        _notify(progress, "decoding audio", k, len(starts))
-        audio = np.asarray(backend.decode(np.asarray(z, np.float32)), np.float32)[0]
-        timings["sampling"] += t1 - t0
-        timings["decoding"] += time.perf_counter() - t1
-        pieces.append((s, audio))
+        z = np.asarray(sample(model, x, ts, callback=callback), np.float32)
+        timings["sampling"] += time.perf_counter() - t0
+        for j, k in enumerate(ks):
+            t1 = time.perf_counter()
+            _notify(progress, "decoding audio", k, len(starts))
+            audio = np.asarray(backend.decode(z[j:j + 1]), np.float32)[0]
+            timings["decoding"] += time.perf_counter() - t1
+            pieces.append((starts[k], audio))
     _notify(progress, "decoding audio", len(starts), len(starts))
     from .families import family_of
     return family_of(cfg).take(backend, conditions, settings, pieces, timings,
                                progress=progress, soundfont=soundfont, stems=stems)
+
+
+def _window_conditions(cfg: ModelConfig, conditions: Conditions, settings: Settings,
+                       start: int) -> dict[str, np.ndarray]:
+    """The DiT's conditions (batch 1) for the window starting at second ``start``."""
+    W, L = cfg.window_seconds, cfg.latent_frames
+    cond = {
+        "semantic": _rows(conditions.semantic, start, W)[None],
+        "rhythm": _rows(conditions.odf, start, W)[None, :, None],
+        "colour": _rows(conditions.colour, start, W)[None],
+        "cls": np.array([settings.cls], np.int64),
+        "seconds_start": np.array([start], np.float32),
+        "seconds_total": np.array([conditions.duration], np.float32),
+    }
+    if cfg.dit.cue_channels:
+        cond["cues"] = cue_track(conditions.cut_times, conditions.motion_times,
+                                 conditions.motion_values, start=float(start), frames=L,
+                                 rate=cfg.autoencoder.latent_rate)[None]
+    return cond

@@ -474,6 +474,43 @@ def _poison(entry: Path, kind: str) -> None:
             np.savez(fh, **a)
 
 
+def _cache_entries(cache: Path) -> tuple[Path, Path]:
+    """The video's features entry and the model's conditions entry (semantic tokens, ODF)
+    that one generation leaves in the cache: exactly one of each."""
+    entries = sorted((cache / "features").glob("*.npz"))
+    features = [p for p in entries if "frames_1fps" in np.load(p).files]
+    conditions = [p for p in entries if set(np.load(p).files) == {"features_version",
+                                                                  "semantic", "odf"}]
+    assert len(entries) == 2 and len(features) == 1 and len(conditions) == 1, entries
+    return features[0], conditions[0]
+
+
+@pytest.mark.parametrize("kind", ["directory", "truncated", "wrong_shape"])
+def test_a_poisoned_conditions_entry_is_discarded_and_rebuilt(job, cache, kind):
+    video = _video(job)
+    rc, _, err = call_cli("generate", video, "-o", job / "a.wav", "--steps", "1", "-q")
+    assert rc == 0, err
+    _, entry = _cache_entries(cache)
+    good = dict(np.load(entry))
+    entry.unlink()
+    if kind == "directory":
+        entry.mkdir()
+        (entry / "x").write_text("?")
+    elif kind == "truncated":
+        entry.write_bytes(b"PK\x03\x04 truncated")
+    else:
+        with open(entry, "wb") as fh:
+            np.savez(fh, **{**good, "semantic": good["semantic"][:, :7]})
+    for name in ("b.wav", "c.wav"):                # every later run works, the entry is healed
+        rc, _, err = call_cli("generate", video, "-o", job / name, "--steps", "1", "-q")
+        assert rc == 0 and "Traceback" not in err, err
+    assert entry.is_file()
+    healed = dict(np.load(entry))
+    assert all(np.array_equal(healed[k], good[k]) for k in good)
+    first = media.read_audio(job / "a.wav", 48000, mono=False)
+    assert np.array_equal(media.read_audio(job / "b.wav", 48000, mono=False), first)
+
+
 @pytest.mark.parametrize("kind", ["directory", "truncated", "wrong_shape", "wrong_type",
                                   "wrong_scalar"])
 def test_a_poisoned_cache_entry_is_discarded_and_rebuilt(job, cache, kind):
@@ -481,9 +518,7 @@ def test_a_poisoned_cache_entry_is_discarded_and_rebuilt(job, cache, kind):
     video = _video(job)
     rc, _, err = call_cli("generate", video, "-o", job / "a.wav", "--steps", "1", "-q")
     assert rc == 0, err
-    entries = list((cache / "features").glob("*.npz"))
-    assert len(entries) == 1
-    entry = entries[0]
+    entry, _conditions = _cache_entries(cache)
     os.link(entry, entry.with_suffix(".good.npz"))
     _poison(entry, kind)
     for name in ("b.wav", "c.wav"):                # every later run works, the entry is healed

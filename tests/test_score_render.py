@@ -203,3 +203,53 @@ def test_same_score_same_samples_in_a_new_process_and_short_takes():
     assert y.shape == (2, 12000) and np.isfinite(y).all() and np.abs(y).max() > 0.01
     with pytest.raises(UserError, match="sample rate"):
         render.render_score(short, sample_rate=1000)
+
+
+@needs_synth
+def test_preloaded_soundfont_is_the_one_renders_use_and_gives_the_same_samples(tmp_path):
+    import hashlib
+    rate = 32000                                     # a (SoundFont, rate) no other test loads
+    key = (str(Path(render.find_soundfont()).resolve()), rate)
+    render._SYNTHS.pop(key, None)
+    thread = render.preload(None, rate)
+    thread.join(60)
+    assert not thread.is_alive() and key in render._SYNTHS
+    loaded = render._SYNTHS[key]
+    score = known_score(3, seconds=3.0)
+    here = render.render_score(score, sample_rate=rate)
+    assert render._SYNTHS[key] is loaded             # the render borrowed it: no second load
+    # a process that preloads renders the same samples as one that does not
+    code = ("import hashlib, sys; sys.path.insert(0, %r)\n"
+            "from test_score_render import known_score\n"
+            "from diffv2m.score import render\n"
+            "render.preload(None, %d)\n"
+            "print(hashlib.sha256(render.render_score(known_score(3, seconds=3.0), "
+            "sample_rate=%d).tobytes()).hexdigest())\n") % (str(Path(__file__).parent), rate,
+                                                            rate)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == hashlib.sha256(here.tobytes()).hexdigest(), res.stderr[-2000:]
+    # a SoundFont that cannot load: the preload keeps quiet, the render says what is wrong
+    real = Path(render.find_soundfont())
+    with open(real, "rb") as f:
+        head = f.read(4096)
+    bad = tmp_path / "cut.sf2"
+    bad.write_bytes(head)
+    render.preload(str(bad), SR).join(60)
+    assert (str(bad.resolve()), SR) not in render._SYNTHS
+    with pytest.raises(UserError) as exc:
+        render.render_score(score, sample_rate=SR, soundfont=str(bad))
+    assert "cut.sf2" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_generate_preloads_the_soundfont_for_score_models_only(monkeypatch):
+    from diffv2m import generate_cli
+    calls = []
+    monkeypatch.setattr(render, "preload", lambda sf, rate: calls.append((sf, rate)))
+    parse = generate_cli.build_parser().parse_args
+    generate_cli.preload_renderer(parse(["v.mp4"]))                   # the default: score
+    generate_cli.preload_renderer(parse(["v.mp4", "--sample-rate", "44100",
+                                         "--soundfont", "/x/gm.sf2"]))
+    generate_cli.preload_renderer(parse(["v.mp4", "--model", "audio"]))
+    generate_cli.preload_renderer(parse(["v.mp4", "--checkpoint", "m.safetensors"]))
+    generate_cli.preload_renderer(parse(["v.mp4", "--onnx-dir", "/no/such/dir"]))
+    assert calls == [(None, 48000), ("/x/gm.sf2", 44100)]

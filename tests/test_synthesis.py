@@ -177,3 +177,67 @@ def test_cue_track_reaches_the_dit_per_window_and_is_null_in_the_guidance_row():
     plain = LinearBackend()
     synthesis.synthesise(plain, synthesis.conditions_from_features(plain, f),
                          synthesis.Settings(steps=2))
+
+
+class BatchingBackend(LinearBackend):
+    """LinearBackend that takes ``window_batch`` windows per denoise call; each row's v is its
+    own row's function (as onnxruntime computes a batch), so batching must not change a bit."""
+
+    def __init__(self, window_batch):
+        super().__init__()
+        self.window_batch = window_batch
+        self.rows_start: list[float] = []
+
+    def denoise(self, x, t, semantic, rhythm, colour, cls, seconds_start, seconds_total):
+        self.rows_start += [float(s) for s in seconds_start]
+        return super().denoise(x, t, semantic, rhythm, colour, cls, seconds_start,
+                               seconds_total)
+
+
+def test_windows_sampled_side_by_side_give_the_takes_of_one_at_a_time():
+    cond = synthesis.conditions_from_features(LinearBackend(), features(17.5, cuts=(2, 9, 14)))
+    for cfg_scale in (2.0, 1.0):
+        s = synthesis.Settings(seed=7, steps=5, cfg_scale=cfg_scale)
+        one = BatchingBackend(1)
+        ref = synthesis.synthesise(one, cond, s)
+        n_windows = len(synthesis.window_starts(18, 4, 1))
+        assert n_windows == 6
+        per_call = 2 if cfg_scale != 1.0 else 1
+        assert one.denoise_batches == [per_call] * (5 * n_windows)
+        for group in (2, 4, 8):
+            be = BatchingBackend(group)
+            take = synthesis.synthesise(be, cond, s)
+            assert np.array_equal(take.audio, ref.audio), group
+            # ceil(6 / group) calls per step, each of (windows in it) x (2 with guidance)
+            sizes = [min(group, n_windows - k) * per_call for k in range(0, n_windows, group)]
+            assert be.denoise_batches == [b for b in sizes for _ in range(5)]
+            # the windows of one call are told where each of them is
+            assert sorted(be.rows_start) == sorted(one.rows_start)
+
+
+def test_batched_windows_report_progress_in_window_steps_and_cancel():
+    be = BatchingBackend(4)
+    cond = synthesis.conditions_from_features(be, features(17.5))
+    seen = []
+    synthesis.synthesise(be, cond, synthesis.Settings(steps=5),
+                         progress=lambda st, d, n: seen.append((st, d, n)))
+    sampling = [(d, n) for st, d, n in seen if st == "sampling"]
+    # 6 windows: a call of 4 windows (4 window-steps per step), then one of 2
+    assert [d for d, _ in sampling] == [4, 8, 12, 16, 20, 22, 24, 26, 28, 30]
+    assert {n for _, n in sampling} == {30}
+    stages = [st for st, _, _ in seen]
+    assert stages.index("decoding audio") > stages.index("sampling")
+
+    def cancel(stage, done, total):
+        if stage == "sampling" and done >= 8:
+            raise Cancelled()
+    calls = len(be.denoise_batches)
+    with pytest.raises(Cancelled):
+        synthesis.synthesise(be, cond, synthesis.Settings(steps=5), progress=cancel)
+    assert len(be.denoise_batches) - calls == 2
+
+
+def test_window_batch_defaults_to_one():
+    assert synthesis.window_batch(LinearBackend()) == 1
+    assert synthesis.window_batch(BatchingBackend(3)) == 3
+    assert synthesis.window_batch(BatchingBackend(0)) == 1

@@ -11,6 +11,14 @@ feature definition changes, and entries made by older code simply miss.
 The cache heals itself: :func:`read_entry` answers a miss for an entry that cannot be read,
 holds arrays of the wrong shape or type, was made under another version, or is a folder, and
 removes it, so the caller computes the features again and replaces it.
+
+Beside an entry of features, a model's own conditions computed from them (the semantic tokens
+and the predicted ODF of :func:`diffv2m.synthesis.conditions_from_features`) are kept in a
+small entry of arrays (:func:`read_arrays` / :func:`write_arrays`, the same healing), keyed
+like the features plus what the arrays depend on (the backend's ``conditions_identity``, the
+style class), so a new seed on the same video runs neither the semantic encoder nor the
+rhythm predictor.  :data:`FEATURES_VERSION` covers those conditions too: bump it when the way
+they are computed from the features changes.
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -62,6 +71,39 @@ def write_entry(path: Path, feats: VideoFeatures,
                 extra: Mapping[str, np.ndarray] | None = None) -> Path:
     """Write an entry (temp file + rename); an ``OSError`` is the caller's to judge."""
     return feats.save(path, extra={VERSION_ARRAY: np.int64(FEATURES_VERSION), **(extra or {})})
+
+
+def read_arrays(path: Path, shapes: Mapping[str, tuple[int, ...]]
+                ) -> dict[str, np.ndarray] | None:
+    """The float32 arrays ``shapes`` names from the array entry at ``path`` (each of exactly
+    that shape, all finite), or ``None`` (a miss) when there is none or it is damaged, foreign,
+    of another version or of other shapes (then removed)."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if int(z[VERSION_ARRAY]) == FEATURES_VERSION:
+                arrays = {name: z[name] for name in shapes}
+                if all(a.dtype == np.float32 and a.shape == tuple(shapes[name])
+                       and np.all(np.isfinite(a)) for name, a in arrays.items()):
+                    return arrays
+    except (OSError, KeyError, ValueError, TypeError, EOFError, zipfile.BadZipFile):
+        pass
+    _discard(path)
+    return None
+
+
+def write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> Path:
+    """Write an array entry (temp file + rename, uncompressed: it is small); an ``OSError``
+    is the caller's to judge."""
+    from ..atomic import atomic_path
+    path = Path(path)
+    if VERSION_ARRAY in arrays:
+        raise ValueError(f"{VERSION_ARRAY!r} is the cache's own array")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **{VERSION_ARRAY: np.int64(FEATURES_VERSION), **arrays})
+    return path
 
 
 def _discard(path: Path) -> None:

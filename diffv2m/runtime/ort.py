@@ -2,7 +2,9 @@
 or TensorRT engines, behind :class:`diffv2m.synthesis.Backend`.  numpy only: no torch.
 
 ``load_runtime(onnx_dir)`` validates the directory's manifest (stale graph -> UserError),
-opens one onnxruntime session per graph and reports what really runs each graph:
+opens one onnxruntime session per graph (the DiT's and the decoder's at once, the others when
+first run: a new seed with cached conditions never opens the semantic encoder or the rhythm
+predictor) and reports what really runs each graph:
 onnxruntime-gpu without a usable GPU silently falls back to the CPU provider, so the
 provider is always read back from ``session.get_providers()``, never assumed.
 
@@ -21,6 +23,7 @@ import os
 import platform
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,10 @@ from diffv2m.runtime.manifest import validate_manifest
 from diffv2m.runtime.providers import physical_cores, provider_order
 
 __all__ = ["OrtBackend", "load_runtime", "validate_manifest", "OrtGraph"]
+
+#: windows one DiT call samples side by side on ONNX Runtime's CPU/CUDA providers (a row of a
+#: batch comes out of onnxruntime bit for bit as alone: tests/test_runtime_batching.py)
+WINDOW_BATCH = 8
 
 
 def _cpu_tag() -> str:
@@ -47,6 +54,15 @@ def _cpu_tag() -> str:
     except OSError:
         pass
     return f"{platform.machine()}-{hashlib.sha256(flags.encode()).hexdigest()[:8]}"
+
+
+def _stop_spinning_after_runs(so) -> None:
+    """onnxruntime's intra-op threads spin between a session's runs (tens of ms of a core
+    after its last run): they still spin while a run goes on, and stop when it returns
+    (``session.force_spinning_stop``), so an idle graph leaves the cores to what runs next
+    (FluidSynth rendering the take, the video decoder, another graph).  Same kernels, same
+    results."""
+    so.add_session_config_entry("session.force_spinning_stop", "1")
 
 
 class OrtGraph:
@@ -65,6 +81,7 @@ class OrtGraph:
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.log_severity_level = 3
+        _stop_spinning_after_runs(so)
         provs: list[Any] = []
         for p in providers:
             if p == "TensorrtExecutionProvider" and cache_dir is not None:
@@ -167,6 +184,7 @@ class OrtGraph:
         so.inter_op_num_threads = old.inter_op_num_threads
         so.execution_mode = old.execution_mode
         so.log_severity_level = old.log_severity_level
+        _stop_spinning_after_runs(so)
         return so
 
     @property
@@ -198,30 +216,59 @@ class OrtBackend:
     """
 
     def __init__(self, onnx_dir: Path, manifest: dict[str, Any], graphs: dict[str, Any], *,
-                 threads: int, notes: list[str]):
+                 threads: int, notes: list[str], open_graph=None,
+                 conditions_identity: str | None = None):
         self.onnx_dir = onnx_dir
         self.manifest = manifest
         self.config = ModelConfig.from_dict(manifest["config"])
         self.model_id = manifest.get("model_id", "")
         self.graph_hashes = {k: g["sha256"] for k, g in manifest["graphs"].items()}
-        self.graphs = graphs
+        self.graphs = graphs                # the graphs open so far (see graph())
         self.threads = threads
         self.notes = notes
-        self._open_graph = None
+        self._open_graph = open_graph
+        self._opening = threading.Lock()
         self.mood_reader = None          # diffv2m.features.mood.MoodReader, when exported
-        self.providers = {k: getattr(g, "provider", "?") for k, g in graphs.items()}
-        dit = graphs["dit"]
+        #: what the semantic tokens and the predicted ODF depend on besides the video (the
+        #: feature cache keeps them under it: jobs.video_conditions); None: not cached
+        self.conditions_identity = conditions_identity
+        dit = self.graph("dit")
         self.name = (f"tensorrt:{dit.provider.split(':', 1)[1]}"
                      if dit.provider.startswith("tensorrt:") else f"onnxruntime:{dit.provider}")
+        # windows per DiT call (synthesis.window_batch): TensorRT engines and the TensorRT EP
+        # are built for the CFG batch of 2 (export.engines.profiles_for), so one window there
+        self.window_batch = 1 if "tensorrt" in dit.provider.lower() else WINDOW_BATCH
+
+    def graph(self, name: str):
+        """The session (or TensorRT engine) of graph ``name``, opened on first use: a job
+        opens only the graphs it runs (a new seed with cached conditions: the DiT and the
+        decoder).  ``None`` when the export has no such graph."""
+        g = self.graphs.get(name)
+        if g is None and name in self.manifest["graphs"] and self._open_graph is not None:
+            with self._opening:
+                g = self.graphs.get(name)
+                if g is None:
+                    g = self.graphs[name] = self._open_graph(name)
+        return g
+
+    def _generation_graphs(self) -> dict[str, Any]:
+        """Every graph generation can run (all but the encoder), opened."""
+        return {k: self.graph(k) for k in self.manifest["graphs"] if k != "encoder"}
+
+    @property
+    def providers(self) -> dict[str, str]:
+        """{graph: what runs it} for the graphs generation runs (opens them)."""
+        return {k: getattr(g, "provider", "?") for k, g in self._generation_graphs().items()}
 
     def report(self) -> list[str]:
-        """What runs each graph, and why anything fell back (one line each)."""
+        """What runs each graph, and why anything fell back (one line each; opens them)."""
+        self._generation_graphs()
         return [g.describe() for g in self.graphs.values()] + list(self.notes)
 
     # ---------------------------------------------------------------- Backend
     def encode_semantic(self, frames: np.ndarray) -> np.ndarray:
         from diffv2m.features.semantic import semantic_pixels
-        g = self.graphs.get("semantic_encoder")
+        g = self.graph("semantic_encoder")
         if g is None:
             raise UserError(f"{self.onnx_dir}: no semantic_encoder graph (semantic backend "
                             f"{self.config.semantic.backend!r} is not exported)")
@@ -233,7 +280,7 @@ class OrtBackend:
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def predict_rhythm(self, semantic, scene_cut, pseudo_beat, cls) -> np.ndarray:
-        return np.asarray(self.graphs["rhythm_predictor"].run({
+        return np.asarray(self.graph("rhythm_predictor").run({
             "semantic": np.ascontiguousarray(semantic, np.float32),
             "scene_cut": np.ascontiguousarray(scene_cut, np.float32),
             "pseudo_beat": np.ascontiguousarray(pseudo_beat, np.float32),
@@ -244,7 +291,7 @@ class OrtBackend:
         B = x.shape[0]
         f = np.float32
         feeds = {} if cues is None else {"cues": np.ascontiguousarray(cues, f)}
-        return np.asarray(self.graphs["dit"].run({**feeds,
+        return np.asarray(self.graph("dit").run({**feeds,
             "x": np.ascontiguousarray(x, f),
             "t": np.ascontiguousarray(np.broadcast_to(np.asarray(t, f).reshape(-1), (B,))),
             "semantic": np.ascontiguousarray(semantic, f),
@@ -255,16 +302,14 @@ class OrtBackend:
             "seconds_total": np.ascontiguousarray(seconds_total, f).reshape(-1)}), f)
 
     def decode(self, z: np.ndarray) -> np.ndarray:
-        return np.asarray(self.graphs["decoder"].run({"z": np.ascontiguousarray(z, np.float32)}),
+        return np.asarray(self.graph("decoder").run({"z": np.ascontiguousarray(z, np.float32)}),
                           np.float32)
 
     def encode_latent(self, audio: np.ndarray) -> np.ndarray:
         """audio [B, ch, N] -> latent mean [B, C, ceil(N / hop)] (unscaled), if exported."""
-        g = self.graphs.get("encoder")
+        g = self.graph("encoder")
         if g is None:
-            if "encoder" not in self.manifest["graphs"]:
-                raise UserError(f"{self.onnx_dir}: no encoder graph in this export")
-            g = self.graphs["encoder"] = self._open_graph("encoder")
+            raise UserError(f"{self.onnx_dir}: no encoder graph in this export")
         # "audio" for the waveform family, "roll" [B, 4, 3, P, F] for the score family
         return np.asarray(g.run({g.input_names[0]: np.ascontiguousarray(audio, np.float32)}),
                           np.float32)
@@ -346,12 +391,32 @@ def load_runtime(onnx_dir: str | os.PathLike | None = None, *, threads: int | No
                         threads=threads, cache_dir=cache if optimized_cache else None,
                         external_data=bool(g.get("external_data")))
 
-    for name in manifest["graphs"]:
-        if name not in graphs and name != "encoder":      # the encoder opens on first use
+    for name in ("dit", "decoder"):         # every take runs these; the others open on use
+        if name not in graphs:
             graphs[name] = open_graph(name)
-    backend = OrtBackend(onnx_dir, manifest, graphs, threads=threads, notes=notes)
-    backend._open_graph = open_graph
+    backend = OrtBackend(onnx_dir, manifest, graphs, threads=threads, notes=notes,
+                         open_graph=open_graph,
+                         conditions_identity=_conditions_identity(manifest, graphs, order,
+                                                                  threads))
     if "mood_reader" in manifest:
         from diffv2m.features.mood import MoodReader
         backend.mood_reader = MoodReader.load(onnx_dir / manifest["mood_reader"]["file"])
     return backend
+
+
+def _conditions_identity(manifest: dict[str, Any], graphs: dict[str, Any], order: list[str],
+                         threads: int) -> str | None:
+    """What the semantic tokens and the predicted ODF of a video depend on, on this runtime:
+    the two graphs, the model's config, onnxruntime, the CPU and the thread count.  Only for
+    the CPU provider (on a GPU they are quick, and which provider ends up running a graph is
+    known only once it is open)."""
+    import hashlib
+    import json
+    import onnxruntime as ort
+    names = ("semantic_encoder", "rhythm_predictor")
+    if order != ["CPUExecutionProvider"] or any(n in graphs for n in names):
+        return None
+    blob = json.dumps({"graphs": {n: manifest["graphs"].get(n, {}).get("sha256") for n in names},
+                       "config": manifest["config"], "onnxruntime": ort.__version__,
+                       "cpu": _cpu_tag(), "threads": int(threads)}, sort_keys=True, default=str)
+    return "ort-cpu-" + hashlib.sha256(blob.encode()).hexdigest()[:24]
