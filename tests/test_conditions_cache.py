@@ -11,13 +11,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from diffv2m import assets, jobs, media
+from diffv2m import jobs, media
 from diffv2m.features import feature_cache
 from mediagen import make_video
 
-SCORE_ONNX = assets.model_onnx_dir("score")
-needs_model = pytest.mark.skipif(not (SCORE_ONNX / "manifest.json").exists(),
-                                 reason="the embedded score model's ONNX graphs are not built")
+from embedded_models import SCORE_ONNX, needs_score_model as needs_model
 
 
 @pytest.fixture(scope="module")

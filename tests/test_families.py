@@ -12,12 +12,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from diffv2m import assets, families, synthesis
+from diffv2m import families, synthesis
 from diffv2m.errors import UserError
+from embedded_models import SCORE_ONNX, needs_score_model
 from torch_blocker import run_without_torch
 from test_synthesis import LinearBackend, features
 
-SCORE_ONNX = assets.model_onnx_dir("score")
 
 
 def test_registry_names_each_family_by_latent_family():
@@ -88,8 +88,7 @@ def test_audio_family_refuses_score_outputs_and_options():
         audio.check_options(args, cfg, synthesis.Settings())
 
 
-@pytest.mark.skipif(not (SCORE_ONNX / "manifest.json").exists(),
-                    reason="the embedded score model's ONNX graphs are not built")
+@needs_score_model
 def test_stems_come_from_the_mix_render(tmp_path, monkeypatch):
     """With --stems the score is synthesised once, and the mix is the same bytes as without."""
     from diffv2m import jobs

@@ -454,7 +454,8 @@ def test_sigterm_is_handled_like_sigint(job, cache, sig, stage, code):
 
 # ----------------------------------------------------------------------------- poisoned cache
 
-def _poison(entry: Path, kind: str) -> None:
+def _spoil(entry: Path, kind: str) -> bool:
+    """Replace a cache entry by a folder or a truncated file; False for other kinds."""
     if entry.exists():
         entry.unlink()
     if kind == "directory":
@@ -462,7 +463,11 @@ def _poison(entry: Path, kind: str) -> None:
         (entry / "x").write_text("?")
     elif kind == "truncated":
         entry.write_bytes(b"PK\x03\x04 truncated")
-    else:
+    return kind in ("directory", "truncated")
+
+
+def _poison(entry: Path, kind: str) -> None:
+    if not _spoil(entry, kind):
         a = dict(np.load(entry.with_suffix(".good.npz")))
         if kind == "wrong_shape":
             a["colour"] = a["colour"][:, :10]
@@ -492,13 +497,7 @@ def test_a_poisoned_conditions_entry_is_discarded_and_rebuilt(job, cache, kind):
     assert rc == 0, err
     _, entry = _cache_entries(cache)
     good = dict(np.load(entry))
-    entry.unlink()
-    if kind == "directory":
-        entry.mkdir()
-        (entry / "x").write_text("?")
-    elif kind == "truncated":
-        entry.write_bytes(b"PK\x03\x04 truncated")
-    else:
+    if not _spoil(entry, kind):
         with open(entry, "wb") as fh:
             np.savez(fh, **{**good, "semantic": good["semantic"][:, :7]})
     for name in ("b.wav", "c.wav"):                # every later run works, the entry is healed

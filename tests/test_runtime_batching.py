@@ -7,12 +7,12 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from diffv2m import assets, jobs, media, synthesis
+from diffv2m import jobs, media, synthesis
 from mediagen import make_video
 
-SCORE_ONNX = assets.model_onnx_dir("score")
-pytestmark = pytest.mark.skipif(not (SCORE_ONNX / "manifest.json").exists(),
-                                reason="the embedded score model's ONNX graphs are not built")
+from embedded_models import SCORE_ONNX, needs_score_model
+
+pytestmark = needs_score_model
 
 
 @pytest.fixture(scope="module")
