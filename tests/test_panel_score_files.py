@@ -60,6 +60,9 @@ def test_export_writes_midi_and_stems_with_the_timeline(qtbot, make_panel, media
     panel = make_panel(media["cut"])
     opts = panel.export_options
     assert opts.midi_box.isEnabled() and opts.stems_box.isEnabled()
+    from diffv2m.score import render                # the backend's arrival preloads the font
+    panel.font_loading.join(30)
+    assert any(rate == 48000 for _, rate in render._SYNTHS)
     panel.select_frames(24, 72)
     assert generate(qtbot, panel) == "done"
     for box in (opts.midi_box, opts.stems_box):

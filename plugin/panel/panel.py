@@ -73,6 +73,7 @@ class ScorePanel(QWidget):
         self.qsettings = settings if settings is not None else default_settings()
         self.backend = backend
         self.backend_loader = backend_loader
+        self.font_loading = None            # the score renderer's SoundFont load (a thread)
         self.media_root, self.cache_dir, self.take_dir = media_root, cache_dir, take_dir
         self.session: Any = None
         self.job: Job | None = None
@@ -171,7 +172,11 @@ class ScorePanel(QWidget):
         self.backend = backend
         self.controls.set_backend(getattr(backend, "name", type(backend).__name__))
         self.export_options.set_backend(backend)
-        self.controls.set_family(getattr(getattr(backend, "config", None), "latent_family", None))
+        family = getattr(getattr(backend, "config", None), "latent_family", None)
+        self.controls.set_family(family)
+        if family == "score":           # the SoundFont loads while the editor picks a range
+            from diffv2m.score.render import preload
+            self.font_loading = preload(None, backend.config.autoencoder.sample_rate)
         self.backendReady.emit(backend)
         self._update_ready()            # a file given meanwhile opens when the job is done
 
