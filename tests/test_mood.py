@@ -163,3 +163,21 @@ def test_the_embedded_score_model_ships_its_reader_in_both_folders():
     assert man["mood_reader"]["sha256"] == file_sha256(beside / "mood_reader.safetensors")
     reader = MoodReader.load(onnx / man["mood_reader"]["file"])
     assert reader.meta["val_accuracy"] >= 0.9 and reader.meta["train_clips"] > 100
+
+
+def test_train_mood_on_clips_without_modes_is_one_line(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import tiny_corpus
+    manifest = tiny_corpus.build(tmp_path / "corpus", n=3)
+    rows = [json.loads(x) for x in manifest.read_text().splitlines()]
+    manifest.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "mode"}) + "\n"
+                                for r in rows))
+    out = tmp_path / "mood_reader.safetensors"
+    res = subprocess.run([sys.executable, "-m", "diffv2m", "train", "mood", str(manifest),
+                          "--config", str(manifest.parent / "tiny.json"), "--out", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "no training clips with a 'mode'" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and not out.exists()
