@@ -11,11 +11,9 @@ seam falls on a beat where the music changes anyway.
 """
 from __future__ import annotations
 
-import dataclasses
-
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -289,7 +287,7 @@ def synthesise(backend: Backend, conditions: Conditions, settings: Settings, *,
     check_settings(settings)
     cfg = backend.config
     if settings.cfg_scale is None:           # the model's own guidance, recorded as a number
-        settings = dataclasses.replace(settings, cfg_scale=float(cfg.default_cfg_scale))
+        settings = replace(settings, cfg_scale=float(cfg.default_cfg_scale))
     W = cfg.window_seconds
     L = cfg.latent_frames
     C = cfg.autoencoder.latent_dim

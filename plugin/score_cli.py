@@ -126,9 +126,9 @@ def main(argv: list[str]) -> int:
     if args.onnx_dir is not None or args.midi or args.stems or args.mode:
         from diffv2m.runtime.manifest import validate_manifest
         cfg = validate_manifest(onnx_dir, check_hashes=False)["config"]
-    if args.mode and cfg.get("latent_family") != "score":
-        raise UserError(f"--mode {args.mode}: needs a score-family model (--model score); "
-                        f"{cfg.get('name')!r} makes audio directly")
+        if args.mode and cfg.get("latent_family") != "score":
+            raise UserError(f"--mode {args.mode}: needs a score-family model (--model score); "
+                            f"{cfg.get('name')!r} makes audio directly")
     if args.midi or args.stems:
         from diffv2m.families import check_outputs as check_family_outputs, family
         from diffv2m.score.files import check_outputs as check_score_outputs, stem_paths

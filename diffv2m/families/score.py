@@ -34,16 +34,20 @@ class ScoreFamily:
         prob = score_take.stitch_rolls(pieces, conditions.odf, rate,
                                        max(1, int(round(conditions.duration * rate))),
                                        backend.config.window_seconds)
-        mode, mode_from = settings.mode, "user"
         reader = getattr(backend, "mood_reader", None)
-        if mode is None and reader is not None:
-            mode, mode_from = reader.mode(conditions.colour, settings.cls), "picture"
+        if settings.mode is not None:                  # the editor's choice
+            mode, mode_from, reader_id = settings.mode, "user", None
+        elif reader is not None:                       # the picture's, read by the model
+            mode, mode_from, reader_id = (reader.mode(conditions.colour, settings.cls),
+                                          "picture", reader.id)
+        else:                                          # the notes' own
+            mode = mode_from = reader_id = None
         score = score_take.score_from_probabilities(prob, duration=conditions.duration,
                                                     rate=rate, pitch_low=ae.pitch_low,
                                                     cls=settings.cls,
                                                     ensemble_name=settings.ensemble,
                                                     mode=mode, mode_from=mode_from,
-                                                    mood_reader=getattr(reader, "id", None))
+                                                    mood_reader=reader_id)
         t1 = time.perf_counter()
         if progress is not None:
             progress("rendering", 0, 1)

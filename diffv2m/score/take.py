@@ -190,8 +190,7 @@ def score_from_probabilities(prob: np.ndarray, *, duration: float, rate: float,
         notes = to_mode(notes, mode)
     return Score(notes=notes, ensemble=choose_ensemble(notes, cls, ensemble_name, mode),
                  duration=float(duration), tempo_bpm=estimate_tempo(notes, duration, rate),
-                 key=key_name(*notes_key(notes)), mode_from=mode_from if mode else None,
-                 mood_reader=mood_reader if mode and mode_from == "picture" else None)
+                 key=key_name(*notes_key(notes)), mode_from=mode_from, mood_reader=mood_reader)
 
 
 def midi_file_bytes(score: Score) -> bytes:
