@@ -181,3 +181,19 @@ def test_train_mood_on_clips_without_modes_is_one_line(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 2 and "no training clips with a 'mode'" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_a_take_no_round_can_move_keeps_the_first_move_not_a_drifted_one():
+    from diffv2m.score.key import TO_MAJOR, _parallel
+    # G# minor with its third, fifth and seventh heavy: raising them reads as C minor (the
+    # Ab major triad with a G), and further rounds would only wander on through minor keys
+    weights = {1: .08, 3: .31, 6: .12, 8: .19, 10: .05, 11: .25}
+    notes, t = [], 0.0
+    for _ in range(3):
+        for pc, d in weights.items():
+            notes.append(Note("melody", 60 + pc, t, t + d, 80))
+            t += d
+    assert notes_key(notes) == (8, "minor")
+    moved = to_mode(notes, "major")
+    assert notes_key(moved)[1] == "minor"                      # the finder is not persuaded
+    assert moved == _parallel(notes, 8, TO_MAJOR)              # and the tune stays nearest
