@@ -186,6 +186,54 @@ def test_stems_sum_to_the_mix():
     assert not np.any(s2["melody"]) and not np.any(s2["drums"]) and np.any(s2["bass"])
 
 
+HARP = Ensemble("harp-test", {"melody": 46, "accompaniment": 46, "bass": 46})
+
+
+def _stem(notes, seconds=3.0, track="accompaniment"):
+    """One track's unscaled render (no loudness gain), so renders can be added."""
+    return render._stems(Score(notes, HARP, seconds), SR, None)[track].astype(np.float64)
+
+
+@needs_synth
+def test_a_key_struck_again_stops_its_previous_note_other_keys_ring_on():
+    """A harp string plucked again stops ringing first; other strings ring on."""
+    rms = lambda a: float(np.sqrt(np.mean(a ** 2)))  # noqa: E731
+    first = Note("accompaniment", 60, 0.0, 0.2, 100)
+    window = slice(int(2.2 * SR), int(3.0 * SR))         # 1.2-2 s after the second stroke
+    for key, stopped in ((60, True), (67, False)):
+        again = Note("accompaniment", key, 1.0, 1.2, 100)
+        together = _stem([first, again])
+        apart = _stem([first]) + _stem([again])          # each note alone: both ring
+        gone = rms((apart - together)[:, window]) / rms(apart[:, window])
+        if stopped:          # the first note's ring is gone: what is left is the second's
+            assert gone > 0.3
+            second = _stem([again])[:, window]
+            assert rms(together[:, window] - second) < 0.1 * rms(second)
+        else:
+            assert gone < 1e-3
+
+
+def test_parts_keep_each_key_whole_and_do_not_depend_on_the_machine(monkeypatch):
+    notes = [Note("accompaniment", 40 + k % 20, 0.05 * k, 0.05 * k + 0.3, 80) for k in range(130)]
+    notes += [Note("melody", 70 + k % 3, 0.1 * k, 0.1 * k + 0.1, 90) for k in range(20)]
+    notes += [Note("drums", 36 + k % 20, 0.1 * k, 0.1 * k + 0.05, 90) for k in range(25)]
+    score = Score(notes, HARP, 8.0)
+    parts = render._parts(score)
+    assert [t for t, _ in parts] == ["melody", "accompaniment", "accompaniment", "drums"]
+    for track, part in parts:
+        if track != "drums":
+            assert len({n.pitch for n in part}) <= render.KEYS_PER_SYNTH
+    acc = [part for t, part in parts if t == "accompaniment"]
+    keys = [{n.pitch for n in part} for part in acc]
+    assert not keys[0] & keys[1] and len(keys[0] | keys[1]) == 20    # a key in one part only
+    assert sorted(_key(n) for part in acc for n in part) == sorted(
+        _key(n) for n in notes if n.track == "accompaniment")
+    if _have_soundfont():        # the parts, not the cores, decide the samples
+        here = render.render_score(score, sample_rate=SR)
+        monkeypatch.setattr(render.os, "cpu_count", lambda: 1)
+        assert np.array_equal(here, render.render_score(score, sample_rate=SR))
+
+
 @needs_synth
 def test_same_score_same_samples_in_a_new_process_and_short_takes():
     import hashlib

@@ -7,9 +7,14 @@ synthesised by FluidSynth with a General-MIDI SoundFont.  Torch-free (the runtim
   The SoundFont is loaded once per (SoundFont, sample rate) in this process and lent to a
   fresh single-core synthesizer for every render, so a new take does not pay the load again
   and the same score gives the same samples bit for bit whatever was rendered before.
-* The mix is the sum of the tracks, each rendered by a synthesizer of its own (so the stems
-  sum to the mix exactly; the tracks' synthesizers run side by side on the cores), then
-  scaled by ONE gain: loudness normalised to ``TARGET_LUFS`` integrated (ITU-R BS.1770-4 with
+* A key struck again stops its previous note first (a string plucked again stops ringing):
+  each key of a pitched track has a MIDI channel of its own and all share one SoundFont
+  exclusive class, so FluidSynth fades the earlier note with its exclusive-class release
+  (:func:`_parts`).  Without it a harp's every note rang on for ~8 s, even under the next
+  stroke of the same string: ~75 voices at once, most of the render's time, and blur.
+* The mix is the sum of the tracks; each track is the sum of its parts (a fixed split of its
+  keys, :func:`_parts`), each rendered by a synthesizer of its own, side by side on the cores
+  (so the stems sum to the mix exactly), then scaled by ONE gain: loudness normalised to ``TARGET_LUFS`` integrated (ITU-R BS.1770-4 with
   gating, measured by libebur128 through pyebur128), lowered where needed so the sample peak
   stays at or below ``PEAK_CEILING_DBFS`` (never clipped).  The stems get the same gain.  A
   score without notes renders to silence.
@@ -25,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .events import TRACKS, Score
+from .events import TRACKS, Note, Score
 from .midi import CHANNELS, REVERB_SEND, check_notes, midi_bytes, programs, write_midi  # noqa: F401 (API)
 
 SOUNDFONT_PATHS: tuple[str, ...] = (
@@ -41,6 +46,14 @@ INSTALL_HINT = "apt-get install fluidsynth fluid-soundfont-gm"
 
 TARGET_LUFS = -16.0
 PEAK_CEILING_DBFS = -1.0
+
+# How a track's notes are shared among synthesizers (see _parts).  Fixed numbers, never the
+# machine's core count: the same score gives the same samples on every machine.
+PITCHED_CHANNELS: tuple[int, ...] = tuple(c for c in range(16) if c != CHANNELS["drums"])
+KEYS_PER_SYNTH = len(PITCHED_CHANNELS)    # one MIDI channel per key
+NOTES_PER_SYNTH = 96                      # a busier track is shared by more synthesizers
+GEN_EXCLUSIVECLASS = 57                   # SoundFont 2.01 generator 57
+RESTRIKE_CLASS = 1
 
 
 # ----------------------------------------------------------------------------- SoundFont
@@ -107,6 +120,8 @@ def _fluidsynth():
     _cfunc(fs, "fluid_synth_add_sfont", i, ("synth", vp), ("sfont", vp))
     _cfunc(fs, "fluid_synth_remove_sfont", i, ("synth", vp), ("sfont", vp))
     _cfunc(fs, "fluid_synth_get_sfont_by_id", vp, ("synth", vp), ("id", i))
+    _cfunc(fs, "fluid_synth_set_gen", i, ("synth", vp), ("chan", i), ("param", i),
+           ("value", ctypes.c_float))
     log = _cfunc(fs, "fluid_set_log_function", vp, ("level", i), ("fun", vp), ("data", vp))
     for level in (2, 3, 4):     # FLUID_WARN, INFO, DBG: a fresh synth warns "no preset" per channel
         log(level, None, None)
@@ -121,8 +136,9 @@ class _Synth:
 
     def __init__(self, soundfont: str, sample_rate: int):
         self.fs = _fluidsynth()
+        # no chorus: no channel sends to it (CC 93 stays 0), so it only added silence, at a cost
         self.settings = {"synth.cpu-cores": 1, "synth.midi-channels": 16,
-                         "synth.polyphony": 512}
+                         "synth.polyphony": 512, "synth.chorus.active": 0}
         self.holder = self.fs.Synth(gain=0.5, samplerate=float(sample_rate), **self.settings)
         sfid = self.holder.sfload(soundfont)
         self.sfont = self.fs.fluid_synth_get_sfont_by_id(self.holder.synth, sfid) if sfid >= 0 else None
@@ -132,20 +148,27 @@ class _Synth:
         self.sample_rate = sample_rate
         self.lock = threading.Lock()
 
-    def render(self, score: Score, tracks: tuple[str, ...], n: int) -> np.ndarray:
-        """Float32 [2, n] of the notes on ``tracks``."""
+    def render(self, track: str, notes: tuple[Note, ...], program: int, n: int) -> np.ndarray:
+        """Float32 [2, n] of ``notes`` (all on ``track``, played with GM ``program``).  A
+        pitched track's keys each get a MIDI channel of their own (so at most
+        ``KEYS_PER_SYNTH`` keys), sharing one exclusive class: see :func:`_parts`."""
         out = np.zeros((2, n), np.float32)
-        progs = programs(score)
         sr = self.sample_rate
+        drums = track == "drums"
+        if drums:
+            channel = {note.pitch: CHANNELS["drums"] for note in notes}
+        else:
+            keys = sorted({note.pitch for note in notes})
+            if len(keys) > KEYS_PER_SYNTH:
+                raise ValueError(f"{len(keys)} keys for one synth (at most {KEYS_PER_SYNTH})")
+            channel = dict(zip(keys, PITCHED_CHANNELS))
         events = []                                 # (sample, order, channel, key, velocity)
-        for note in score.notes:
-            if note.track not in tracks:
-                continue
-            ch = CHANNELS[note.track]
+        for note in notes:
             on = int(round(note.start * sr))
             off = max(on + 1, int(round(note.end * sr)))
             if on >= n:
                 continue
+            ch = channel[note.pitch]
             events.append((on, 1, ch, note.pitch, note.velocity))
             if off < n:
                 events.append((off, 0, ch, note.pitch, 0))
@@ -154,12 +177,12 @@ class _Synth:
         with self.lock:                 # the shared SoundFont is attached and detached in turn
             s = fs.Synth(gain=0.5, samplerate=float(sr), **self.settings)
             sid = fs.fluid_synth_add_sfont(s.synth, self.sfont)
-            for track in tracks:
-                ch = CHANNELS[track]
-                s.program_select(ch, sid, 128 if track == "drums" else 0, progs[track])
-                if track != "drums":
+            for ch in sorted(set(channel.values())):
+                s.program_select(ch, sid, 128 if drums else 0, program)
+                if not drums:
                     s.cc(ch, 91, REVERB_SEND)
-        try:                            # this synth alone: tracks may render side by side
+                    fs.fluid_synth_set_gen(s.synth, ch, GEN_EXCLUSIVECLASS, float(RESTRIKE_CLASS))
+        try:                            # this synth alone: parts may render side by side
             pos = 0
             for at, kind, ch, key, vel in events:
                 if at > pos:
@@ -241,19 +264,53 @@ def loudness_gain(mix: np.ndarray, sample_rate: int) -> float:
 
 
 # ----------------------------------------------------------------------------- audio
+def _parts(score: Score) -> list[tuple[str, tuple[Note, ...]]]:
+    """The score's notes as the parts that synthesizers of their own render, in a fixed order
+    (track by track, as ``TRACKS``): the drums in one part; a pitched track's keys dealt in
+    turn (lowest first) into ``g`` parts, ``g`` = the most of ceil(keys / KEYS_PER_SYNTH)
+    and ceil(notes / NOTES_PER_SYNTH), so a busy accompaniment renders on several cores.  A
+    key's notes stay in one part: each key has a channel of its own there, and all of them
+    one exclusive class, so FluidSynth's own exclusive-class rule stops a key's previous note
+    (with the fast release it gives a choked hi-hat) when the key sounds again, as a string
+    plucked or struck again stops ringing first.  Notes of other keys ring on."""
+    parts = []
+    for track in TRACKS:
+        notes = tuple(note for note in score.notes if note.track == track)
+        if not notes:
+            continue
+        if track == "drums":
+            parts.append((track, notes))
+            continue
+        keys = sorted({note.pitch for note in notes})
+        g = max(-(-len(keys) // KEYS_PER_SYNTH), -(-len(notes) // NOTES_PER_SYNTH))
+        g = min(g, len(keys))
+        for j in range(g):
+            mine = set(keys[j::g])
+            parts.append((track, tuple(note for note in notes if note.pitch in mine)))
+    return parts
+
+
 def _stems(score: Score, sample_rate: int, soundfont: str | None) -> dict[str, np.ndarray]:
     check_notes(score)
     if not (score.duration > 0 and np.isfinite(score.duration)):
         raise ValueError(f"score duration must be positive, not {score.duration}")
     synth = _synth(soundfont, sample_rate)
     n = int(round(score.duration * int(sample_rate)))
-    present = [t for t in TRACKS if any(note.track == t for note in score.notes)]
-    # one synth per track, on as many threads as there are cores (FluidSynth runs without the
-    # GIL; each synth's samples depend on its own notes only, so the order cannot matter)
-    workers = max(1, min(len(present), os.cpu_count() or 1))
+    progs = programs(score)
+    parts = _parts(score)
+    # the parts on as many threads as there are cores, the busiest first (FluidSynth runs
+    # without the GIL; each part's samples depend on its own notes only, so neither the
+    # order nor the number of cores can change them)
+    busiest = sorted(range(len(parts)), key=lambda j: -len(parts[j][1]))
+    workers = max(1, min(len(parts), os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        rendered = dict(zip(present, pool.map(lambda t: synth.render(score, (t,), n), present)))
-    return {t: rendered[t] if t in rendered else np.zeros((2, n), np.float32) for t in TRACKS}
+        futures = {j: pool.submit(synth.render, parts[j][0], parts[j][1],
+                                  progs[parts[j][0]], n) for j in busiest}
+        rendered = [futures[j].result() for j in range(len(parts))]
+    stems = {t: np.zeros((2, n), np.float32) for t in TRACKS}
+    for (track, _), audio in zip(parts, rendered):           # in the parts' fixed order
+        stems[track] += audio
+    return stems
 
 
 def _mix(stems: dict[str, np.ndarray]) -> np.ndarray:
