@@ -49,7 +49,9 @@ PEAK_CEILING_DBFS = -1.0
 
 # How a track's notes are shared among synthesizers (see _parts).  Fixed numbers, never the
 # machine's core count: the same score gives the same samples on every machine.
-PITCHED_CHANNELS: tuple[int, ...] = tuple(c for c in range(16) if c != CHANNELS["drums"])
+MIDI_CHANNELS = 48                        # per synth; FluidSynth's percussion ones: 9, 25, 41
+PITCHED_CHANNELS: tuple[int, ...] = tuple(c for c in range(MIDI_CHANNELS)
+                                          if c % 16 != CHANNELS["drums"])
 KEYS_PER_SYNTH = len(PITCHED_CHANNELS)    # one MIDI channel per key
 NOTES_PER_SYNTH = 96                      # a busier track is shared by more synthesizers
 GEN_EXCLUSIVECLASS = 57                   # SoundFont 2.01 generator 57
@@ -137,7 +139,7 @@ class _Synth:
     def __init__(self, soundfont: str, sample_rate: int):
         self.fs = _fluidsynth()
         # no chorus: no channel sends to it (CC 93 stays 0), so it only added silence, at a cost
-        self.settings = {"synth.cpu-cores": 1, "synth.midi-channels": 16,
+        self.settings = {"synth.cpu-cores": 1, "synth.midi-channels": MIDI_CHANNELS,
                          "synth.polyphony": 512, "synth.chorus.active": 0}
         self.holder = self.fs.Synth(gain=0.5, samplerate=float(sample_rate), **self.settings)
         sfid = self.holder.sfload(soundfont)
