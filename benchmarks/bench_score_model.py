@@ -6,9 +6,10 @@ Each run is a whole process (``python -m diffv2m generate VIDEO -o take.wav --mo
 start-up, video features, semantic tokens, rhythm, sampling, decoding and, for the score
 model, FluidSynth rendering at 48 kHz stereo and the WAV).  "first" runs use an empty feature
 cache (``DIFFV2M_CACHE`` in a fresh temporary folder); "new seed" runs reuse the cache of a
-first run, as an editor asking for another take does.  Prints the medians, the ratio
-new-seed / first, and seconds of music per second of wall time; then the same in one process
-with the runtime open (the panel's case: a new seed reuses the video's conditions).  Default VIDEO:
+first run, as an editor asking for another take from the command line does.  Prints the
+medians, the ratio new-seed / first, and seconds of music per second of wall time; then the
+same in one process with the runtime open (the panel's, Blender's and ``diffv2m score``'s
+case: their scoring session keeps the video's conditions, and every take is a WAV written).  Default VIDEO:
 examples/sample.mp4 (30 s).  The processes run as an installed copy does, with the modules'
 bytecode cached (one uncounted warm-up run per model writes it); ``--no-bytecode`` keeps
 ``PYTHONDONTWRITEBYTECODE`` where the environment sets it (every process compiles ~40 modules
@@ -47,29 +48,31 @@ def run(video: Path, out: Path, model: str, seed: int, steps: int, cache: Path,
 
 
 def session_times(video: Path, model: str, steps: int, repeat: int, threads: int | None) -> dict:
-    """In one process with the runtime open (as the panel and ``diffv2m score`` run): a first
-    take (features, semantic tokens, rhythm, sampling, decoding, rendering) vs a new seed
-    (the conditions reused: sampling, decoding, rendering)."""
-    from diffv2m import assets, jobs, media, synthesis
+    """In one process with the runtime open, as the panel, Blender and ``diffv2m score`` run:
+    :class:`diffv2m.plugin.session.ScoringSession` takes of the whole video, each written as
+    a WAV.  A first take (features, semantic tokens, rhythm, sampling, decoding, rendering,
+    the WAV) vs a new seed (the conditions reused: sampling, decoding, rendering, the WAV)."""
+    from diffv2m import assets, synthesis
+    from diffv2m.plugin.session import ScoringSession
     from diffv2m.runtime.ort import load_runtime
     backend = load_runtime(assets.model_onnx_dir(model), threads=threads)
-    cfg = backend.config.default_cfg_scale
     first, again, parts = [], [], {}
     for r in range(repeat):
-        with tempfile.TemporaryDirectory(prefix="diffv2m-bench-cache-") as cache:
+        with tempfile.TemporaryDirectory(prefix="diffv2m-bench-session-") as tmp:
+            session = ScoringSession(video, backend, cache_dir=Path(tmp) / "features",
+                                     take_dir=tmp)
             t0 = time.perf_counter()
-            cond = jobs.video_conditions(backend, media.FileFrameSource(video), cache_dir=cache)
-            synthesis.synthesise(backend, cond, synthesis.Settings(seed=0, steps=steps,
-                                                                   cfg_scale=cfg))
+            session.generate(synthesis.Settings(seed=0, steps=steps))
             first.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            take = synthesis.synthesise(backend, cond, synthesis.Settings(seed=1 + r, steps=steps,
-                                                                          cfg_scale=cfg))
+            rec = session.generate(synthesis.Settings(seed=1 + r, steps=steps))
             again.append(time.perf_counter() - t0)
-            parts = {k: round(v, 2) for k, v in take.timings.items()}
+            parts = {k: round(v, 2) for k, v in rec.take.timings.items()}
     f, a = statistics.median(first), statistics.median(again)
     return {"first_s": round(f, 2), "new_seed_s": round(a, 2),
-            "new_seed_over_first": round(a / f, 3), "parts": parts}
+            "new_seed_over_first": round(a / f, 3), "parts": parts,
+            "runs_first": [round(x, 2) for x in first],
+            "runs_new_seed": [round(x, 2) for x in again]}
 
 
 def main(argv=None) -> int:

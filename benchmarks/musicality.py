@@ -99,8 +99,9 @@ def main(argv=None) -> int:
         clips = clips[: args.limit]
     backend = None
     if not args.no_ae:
+        from diffv2m import assets
         from diffv2m.runtime.ort import load_runtime
-        backend = load_runtime()
+        backend = load_runtime(assets.model_onnx_dir("audio"))   # the audio family's autoencoder
     plans: dict = {}
     rows, scores = [], {}
     t_start = time.perf_counter()
