@@ -166,7 +166,11 @@ def main(argv: list[str]) -> int:
         tx.check(args.mux, "preview")
         if resolved(args.mux) == resolved(out):
             raise UserError(f"{args.mux}: the same path is given for the take and the preview")
-    source = media.FileFrameSource(video, start=args.start, end=args.end)  # bad input fails first
+    from . import media_probe_cache
+    from .cache import default_cache_dir
+    cached_probe = None if args.no_cache else media_probe_cache.lookup(video, default_cache_dir())
+    source = media.FileFrameSource(video, start=args.start, end=args.end,  # bad input fails first
+                                   info=cached_probe)
     if args.midi or args.stems:
         from .score.files import check_outputs
         check_outputs(args.midi, args.stems)
@@ -189,6 +193,8 @@ def main(argv: list[str]) -> int:
         if not args.no_cache:
             root = usable_cache_dir()
             cache = root / "features" if root is not None else None
+            if root is not None and cached_probe is None:
+                media_probe_cache.keep(video, source.info, root)
         with cli_progress(disable=args.quiet) as progress:
             take = jobs.generate_file(backend, video, tmp_out, settings=settings,
                                       start=args.start, end=args.end, mux=tmp_mux,

@@ -1,4 +1,5 @@
-"""Media I/O with PyAV: probe, frame decoding at fixed rates, audio read/write, preview muxing.
+"""Media I/O: probe, frame decoding at fixed rates, audio reading and preview muxing with PyAV;
+WAV/FLAC writing with soundfile (libsndfile).
 
 Torch-free on purpose: the ONNX runtime and the editor plugin import this module with torch
 blocked. Frames come out as ``uint8 [H, W, 3]`` RGB in *display* orientation (the stream's
@@ -9,23 +10,45 @@ of one file share one clock. Decoding streams frame by frame (seek to the start,
 the range), so memory stays bounded whatever the file's length. Every problem with a user's
 file is raised as ``UserError("<path>: <problem>")`` on one line; outputs are written through
 ``atomic_path`` so a failure never leaves a half-written file.
+
+PyAV loads on first use (importlib's ``LazyLoader``): a new take of a video whose probe the
+cache keeps (:mod:`diffv2m.media_probe_cache`) decodes nothing and writes its WAV with
+soundfile, so it never pays PyAV's ~70 ms import.
 """
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import io
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
-import av
 import numpy as np
 
 from diffv2m.atomic import atomic_path
 from diffv2m.errors import UserError
 from diffv2m.progress import Progress
+
+
+def _lazy_import(name: str):
+    """Module ``name``, executed on its first attribute access (never when it is already
+    imported: then that module)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+av = _lazy_import("av")
 
 #: Tolerance (seconds) when comparing a frame's time with a requested time; far below any
 #: frame interval, far above float rounding of rational frame times.
@@ -413,9 +436,12 @@ class FileFrameSource:
     file (path, size, modification time) or the range changes.
     """
 
-    def __init__(self, path, start: float = 0.0, end: float | None = None):
+    def __init__(self, path, start: float = 0.0, end: float | None = None, *,
+                 info: MediaInfo | None = None):
+        """``info``: the file's probe when the caller has it (the probe cache, the panel's
+        opened video); else the file is probed here."""
         self.path = Path(path)
-        self.info = probe(self.path)
+        self.info = probe(self.path) if info is None else info
         if not self.info.has_video:
             raise _err(path, "no video stream")
         slack = 1.0 / self.info.fps if self.info.fps else 0.0
@@ -511,39 +537,48 @@ def write_audio(path, audio: np.ndarray, sr: int, metadata: dict | None = None, 
     """Write ``audio [C, N]`` (or ``[N]``) as WAV or FLAC (by suffix), atomically.
 
     WAV is 16-bit PCM (``subtype="pcm16"``) or 32-bit float (``subtype="float"``); FLAC is
-    16-bit. ``metadata`` is stored as JSON in the container's ``comment`` tag.
+    16-bit. Samples are clipped to [-1, 1]; 16-bit samples are ``round(x * 32768)`` (ties to
+    even) held to the int16 range, as FFmpeg converts. ``metadata`` is stored as JSON in the
+    file's comment (a WAV's LIST/INFO ICMT chunk, a FLAC's Vorbis COMMENT), which
+    :func:`read_audio_metadata` reads back.
     """
+    import soundfile
     path = Path(path)
     fmt = _AUDIO_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise _err(path, f"unsupported audio format '{path.suffix}' (use .wav or .flac)")
+    if subtype not in ("pcm16", "float"):
+        raise ValueError(f"subtype must be 'pcm16' or 'float', got {subtype!r}")
     audio = np.asarray(audio, np.float32)
     if audio.ndim == 1:
         audio = audio[None]
     if audio.ndim != 2 or audio.shape[0] < 1 or audio.shape[1] < 1:
         raise ValueError(f"audio must be [channels, samples], got shape {audio.shape}")
-    audio = np.ascontiguousarray(np.clip(np.nan_to_num(audio), -1.0, 1.0))
-    if fmt == "flac":
-        codec = "flac"
-    elif subtype == "pcm16":
-        codec = "pcm_s16le"
-    elif subtype == "float":
-        codec = "pcm_f32le"
+    audio = np.clip(np.nan_to_num(audio), -1.0, 1.0)
+    if fmt == "wav" and subtype == "float":
+        data, sf_subtype = np.ascontiguousarray(audio.T), "FLOAT"
     else:
-        raise ValueError(f"subtype must be 'pcm16' or 'float', got {subtype!r}")
-    layout = _layout_for(audio.shape[0])
-    with atomic_path(path) as tmp:
-        with av.open(str(tmp), "w", format=fmt) as out:
-            if metadata:
-                out.metadata["comment"] = json.dumps(metadata, sort_keys=True, default=str)
-            st = out.add_stream(codec, rate=int(sr), layout=layout)
-            frame = av.AudioFrame.from_ndarray(audio, format="fltp", layout=layout)
-            frame.sample_rate, frame.pts, frame.time_base = int(sr), 0, Fraction(1, int(sr))
-            for packet in st.encode(frame):
-                out.mux(packet)
-            for packet in st.encode():
-                out.mux(packet)
+        data = np.clip(np.rint(audio * 32768.0), -32768, 32767).astype(np.int16).T
+        data, sf_subtype = np.ascontiguousarray(data), "PCM_16"
+    # encoded in memory, then written as bytes: a failing disk is an OSError with its errno
+    # (libsndfile itself says only "System error")
+    buf = io.BytesIO()
+    with soundfile.SoundFile(buf, "w", samplerate=int(sr), channels=audio.shape[0],
+                             subtype=sf_subtype, format=fmt.upper()) as out:
+        if metadata:
+            out.comment = json.dumps(metadata, sort_keys=True, default=str)
+        out.write(data)
+    try:
+        with atomic_path(path) as tmp:
+            _write_bytes(tmp, buf.getbuffer())
+    except OSError as exc:                  # named after the output, not its temporary
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     return path
+
+
+def _write_bytes(path: Path, data) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def read_audio_metadata(path) -> dict:

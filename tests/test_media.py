@@ -245,6 +245,36 @@ def test_write_audio_round_trip_with_metadata(tmp_path, suffix, subtype, tol):
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"take{suffix}"]
 
 
+def test_write_audio_16_bit_samples_are_ffmpegs_conversion(tmp_path):
+    """The takes' 16-bit samples are what FFmpeg's float -> s16 conversion gives (it wrote
+    them before soundfile did): round(x * 32768), ties to even, held to the int16 range."""
+    import av
+    import soundfile
+    rng = np.random.default_rng(3)
+    audio = (0.5 * rng.standard_normal((2, 4000))).astype(np.float32)
+    audio[0, :6] = [1.0, -1.0, 0.99999, 2.5 / 32768, 3.5 / 32768, -0.5 / 32768]   # ends, ties
+    ours, _ = soundfile.read(media.write_audio(tmp_path / "a.wav", audio, 8000), dtype="int16")
+    ref = tmp_path / "ffmpeg.wav"
+    clipped = np.ascontiguousarray(np.clip(audio, -1, 1))
+    with av.open(str(ref), "w", format="wav") as out:
+        st = out.add_stream("pcm_s16le", rate=8000, layout="stereo")
+        frame = av.AudioFrame.from_ndarray(clipped, format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts = 8000, 0
+        for packet in [*st.encode(frame), *st.encode()]:
+            out.mux(packet)
+    theirs, _ = soundfile.read(ref, dtype="int16")
+    assert np.array_equal(ours, theirs)
+    assert list(ours[:3, 0]) == [32767, -32768, 32767]
+
+
+def test_write_audio_keeps_a_long_comment(tmp_path):
+    meta = {f"graph_{i}": "0123456789abcdef" * 8 for i in range(200)}         # ~30 kB of JSON
+    for suffix in (".wav", ".flac"):
+        path = media.write_audio(tmp_path / f"long{suffix}", np.zeros((1, 800), np.float32),
+                                 8000, meta)
+        assert media.read_audio_metadata(path) == meta
+
+
 def test_write_audio_without_metadata_and_clipping(tmp_path):
     path = media.write_audio(tmp_path / "a.wav", np.array([0.0, 2.0, -2.0, 0.5], np.float32), 8000)
     assert media.read_audio_metadata(path) == {}

@@ -159,16 +159,13 @@ def test_full_disk_is_one_line_naming_the_output_and_leaves_nothing(job, cache):
 
 def test_full_disk_during_the_write_names_the_output(job, cache, monkeypatch):
     """Where mount namespaces are not allowed: the audio writer's disk fills up mid-write."""
-    import av
+    from diffv2m import media
     video = _video(job)
-    real_open = av.open
 
-    def full_open(file, mode="r", *a, **kw):
-        if "w" in str(mode):
-            raise av.error.OSError(errno.ENOSPC, "No space left on device", str(file))
-        return real_open(file, mode, *a, **kw)
+    def full_disk(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(av, "open", full_open)
+    monkeypatch.setattr(media, "_write_bytes", full_disk)
     before = snapshot(job)
     rc, _, err = call_cli("generate", video, "-o", job / "m.wav", "--steps", "1", "-q",
                           "--mux", job / "p.mp4")
