@@ -84,3 +84,32 @@ def test_generate_on_a_missing_gpu_or_with_onnx_is_one_line(tmp_path):
         res = run("generate", str(video), "--device", "cuda", "-o", str(out))
         assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
         assert "no CUDA GPU" in res.stderr and not out.exists()
+
+
+def test_generate_leaves_at_once_with_its_output_complete_and_its_lines_flushed(tmp_path):
+    """``generate`` skips the interpreter's teardown (diffv2m.cli.run): the take is complete,
+    the lines printed into a pipe arrive, the exit code is the command's; a command outside
+    QUICK_EXIT exits as usual."""
+    from diffv2m import media
+    from diffv2m.cli import QUICK_EXIT
+    assert "generate" in QUICK_EXIT and "panel" not in QUICK_EXIT
+    video = make_video(tmp_path / "v.mp4", seconds=2, size=(64, 48)).path
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print('teardown ran', file=sys.stderr))\n"
+            "sys.argv = ['diffv2m'] + sys.argv[1:]\n"
+            "from diffv2m.cli import run\n"
+            "run()\n")
+    res = subprocess.run([sys.executable, "-c", code, "generate", str(video), "-o",
+                          str(tmp_path / "t.wav"), "--steps", "2", "--seed", "5"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.startswith(f"{tmp_path / 't.wav'}  (2.00 s, seed 5")
+    assert "teardown ran" not in res.stderr
+    assert media.read_audio_metadata(tmp_path / "t.wav")["seed"] == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.wav", "v.mp4"]
+    bad = subprocess.run([sys.executable, "-c", code, "generate", str(tmp_path / "no.mp4")],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().endswith("no such file")
+    usual = subprocess.run([sys.executable, "-c", code, "--version"],
+                           capture_output=True, text=True, timeout=300)
+    assert usual.returncode == 0 and "teardown ran" in usual.stderr
