@@ -14,9 +14,10 @@ synthesised by FluidSynth with a General-MIDI SoundFont.  Torch-free (the runtim
   stroke of the same string: ~75 voices at once, most of the render's time, and blur.
 * The mix is the sum of the tracks; each track is the sum of its parts (a fixed split of its
   keys, :func:`_parts`), each rendered by a synthesizer of its own, side by side on the cores
-  (so the stems sum to the mix exactly), then scaled by ONE gain: loudness normalised to ``TARGET_LUFS`` integrated (ITU-R BS.1770-4 with
-  gating, measured by libebur128 through pyebur128), lowered where needed so the sample peak
-  stays at or below ``PEAK_CEILING_DBFS`` (never clipped).  The stems get the same gain.  A
+  (so the stems sum to the mix exactly), then scaled by ONE gain: loudness normalised to
+  ``TARGET_LUFS`` integrated (ITU-R BS.1770-4 with gating, measured by libebur128 through
+  pyebur128), lowered where needed so the sample peak stays at or below
+  ``PEAK_CEILING_DBFS`` (never clipped).  The stems get the same gain.  A
   score without notes renders to silence.
 """
 from __future__ import annotations
