@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -107,7 +108,6 @@ def main(argv=None) -> int:
             for r in range(args.repeat):
                 cache = tmp / f"cache-{model}-{r}"
                 if args.warm_graphs:
-                    import shutil
                     shutil.copytree(tmp / "cache-warm" / "ort", cache / "ort")
                 first.append(run(args.video, tmp / f"{model}-{r}-a.wav", model, 0, args.steps,
                                  cache, args.threads, bytecode))

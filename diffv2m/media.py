@@ -429,6 +429,13 @@ def decode_frames(path, *, fps=None, start: float = 0.0, end: float | None = Non
     return np.asarray(times, np.float64), np.stack(frames)
 
 
+def file_identity(path) -> dict:
+    """What the caches key a media file by: its resolved path, size and modification time."""
+    path = Path(path)
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
 class FileFrameSource:
     """A video file range as a frame source (the protocol the features code consumes).
 
@@ -458,9 +465,7 @@ class FileFrameSource:
             yield t - self.start, frame
 
     def cache_key(self) -> str:
-        st = self.path.stat()
-        ident = {"path": str(self.path.resolve()), "size": st.st_size,
-                 "mtime_ns": st.st_mtime_ns, "start": round(self.start, 6),
+        ident = {**file_identity(self.path), "start": round(self.start, 6),
                  "end": round(self.end, 6)}
         return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 

@@ -1,10 +1,10 @@
 """A video's probe kept in the cache, so a new take of the same file opens without PyAV.
 
 :func:`probe` answers what :func:`diffv2m.media.probe` answers, from ``<cache_dir>/probe/``
-when an entry for the file's identity is there: its resolved path, size and modification time
-(the identity the feature cache keys a file by, ``FileFrameSource.cache_key``), and
+when an entry for the file's identity is there: :func:`diffv2m.media.file_identity` (resolved
+path, size and modification time, as the feature cache keys a file) and
 :data:`PROBE_VERSION`.  A miss probes the file and keeps the answer.  The entry is a small
-JSON file, written through a temporary and renamed; one that cannot be read or describes
+JSON file, written through ``atomic_path``; one that cannot be read or describes
 another file is a miss (and is replaced).  The cache is optional: a folder that cannot be
 written is said once (:func:`diffv2m.cache.warn_cache_unusable`) and the probe answered all
 the same.  A file that fails to probe is never cached, so its one-line error comes every time.
@@ -29,9 +29,7 @@ _FRACTIONS = ("frame_rate", "sample_aspect_ratio")
 
 
 def identity(path: Path) -> dict[str, Any]:
-    st = path.stat()
-    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "version": PROBE_VERSION}
+    return {**media.file_identity(path), "version": PROBE_VERSION}
 
 
 def entry_path(cache_dir: str | os.PathLike, ident: dict[str, Any]) -> Path:
@@ -83,14 +81,14 @@ def lookup(path: str | os.PathLike, cache_dir: str | os.PathLike | None
 def keep(path: str | os.PathLike, info: media.MediaInfo, cache_dir: str | os.PathLike) -> None:
     """Store ``info`` (``media.probe(path)``'s answer) for ``path``; a cache that cannot be
     written is said once and skipped."""
-    path = Path(path)
-    entry = entry_path(cache_dir, identity(path))
+    from diffv2m.atomic import atomic_path
+    ident = identity(Path(path))
+    entry = entry_path(cache_dir, ident)
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = entry.with_name(f".{entry.name}.{os.getpid()}.part")
-        tmp.write_text(json.dumps({"identity": identity(path), "info": to_json(info)}),
-                       encoding="utf-8")
-        os.replace(tmp, entry)
+        with atomic_path(entry) as tmp:
+            Path(tmp).write_text(json.dumps({"identity": ident, "info": to_json(info)}),
+                                 encoding="utf-8")
     except OSError as exc:
         from diffv2m.cache import warn_cache_unusable
         warn_cache_unusable(Path(cache_dir), exc)

@@ -56,10 +56,8 @@ def check_settings(settings, *, takes: int = 1):
         raise UserError(f"--steps {steps}: must be an integer from 1 to {MAX_STEPS}")
     lo, hi = CFG_RANGE
     cfg = settings.cfg_scale
-    if cfg is None:                          # the model's own
-        cfg = lo
-    try:
-        cfg_ok = math.isfinite(float(cfg)) and lo <= float(cfg) <= hi
+    try:                                     # None: the model's own
+        cfg_ok = cfg is None or (math.isfinite(float(cfg)) and lo <= float(cfg) <= hi)
     except (TypeError, ValueError):
         cfg_ok = False
     if not cfg_ok:
