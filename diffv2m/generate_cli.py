@@ -141,7 +141,12 @@ def preload_renderer(args) -> None:
     if config.latent_family != "score":
         return
     from .score.render import preload
-    preload(args.soundfont, args.sample_rate or config.autoencoder.sample_rate)
+    from .score.take import presets
+    try:
+        wanted = presets(args.ensemble)
+    except UserError:                   # an unknown --ensemble: check_options says so
+        wanted = []
+    preload(args.soundfont, args.sample_rate or config.autoencoder.sample_rate, wanted)
 
 
 def main(argv: list[str]) -> int:

@@ -559,16 +559,25 @@ def write_audio(path, audio: np.ndarray, sr: int, metadata: dict | None = None, 
         audio = audio[None]
     if audio.ndim != 2 or audio.shape[0] < 1 or audio.shape[1] < 1:
         raise ValueError(f"audio must be [channels, samples], got shape {audio.shape}")
-    audio = np.clip(np.nan_to_num(audio), -1.0, 1.0)
+    channels = audio.shape[0]
+    # one interleaved work copy ([N, C], as the file holds it), converted in place: a long
+    # take costs one more buffer of its length, not six
+    data = np.ascontiguousarray(audio.T)
+    if np.shares_memory(data, audio):           # audio was a transposed [N, C] array
+        data = data.copy()
+    np.nan_to_num(data, copy=False)
+    np.clip(data, -1.0, 1.0, out=data)
     if fmt == "wav" and subtype == "float":
-        data, sf_subtype = np.ascontiguousarray(audio.T), "FLOAT"
+        sf_subtype = "FLOAT"
     else:
-        data = np.clip(np.rint(audio * 32768.0), -32768, 32767).astype(np.int16).T
-        data, sf_subtype = np.ascontiguousarray(data), "PCM_16"
+        np.multiply(data, np.float32(32768.0), out=data)
+        np.rint(data, out=data)
+        np.clip(data, -32768, 32767, out=data)
+        data, sf_subtype = data.astype(np.int16), "PCM_16"
     # encoded in memory, then written as bytes: a failing disk is an OSError with its errno
     # (libsndfile itself says only "System error")
     buf = io.BytesIO()
-    with soundfile.SoundFile(buf, "w", samplerate=int(sr), channels=audio.shape[0],
+    with soundfile.SoundFile(buf, "w", samplerate=int(sr), channels=channels,
                              subtype=sf_subtype, format=fmt.upper()) as out:
         if metadata:
             out.comment = json.dumps(metadata, sort_keys=True, default=str)

@@ -267,6 +267,24 @@ def test_write_audio_16_bit_samples_are_ffmpegs_conversion(tmp_path):
     assert list(ours[:3, 0]) == [32767, -32768, 32767]
 
 
+def test_write_audio_leaves_the_callers_samples_alone(tmp_path):
+    """The conversion works in place on its own copy: a [C, N] view of an interleaved
+    [N, C] array (which needs no copy to be interleaved), with NaN, infinities and samples
+    past full scale, comes back unchanged, and gives the file the plain array gives."""
+    import soundfile
+    frames = (2.0 * np.random.default_rng(5).standard_normal((3000, 2))).astype(np.float32)
+    frames[:3, 0] = [np.nan, np.inf, -np.inf]
+    keep = frames.copy()
+    for subtype in ("pcm16", "float"):
+        a = media.write_audio(tmp_path / f"view-{subtype}.wav", frames.T, 8000, subtype=subtype)
+        b = media.write_audio(tmp_path / f"copy-{subtype}.wav", np.ascontiguousarray(frames.T),
+                              8000, subtype=subtype)
+        assert np.array_equal(frames, keep, equal_nan=True)
+        assert a.read_bytes() == b.read_bytes()
+    back, _ = soundfile.read(tmp_path / "view-float.wav", dtype="float32")
+    assert list(back[:3, 0]) == [0.0, 1.0, -1.0] and np.max(np.abs(back)) == 1.0
+
+
 def test_write_audio_keeps_a_long_comment(tmp_path):
     meta = {f"graph_{i}": "0123456789abcdef" * 8 for i in range(200)}         # ~30 kB of JSON
     for suffix in (".wav", ".flac"):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from diffv2m.errors import UserError
-from diffv2m.score import midi, render
+from diffv2m.score import midi, render, take
 from diffv2m.score.events import TRACKS, Ensemble, Note, Score
 
 SR = 48000
@@ -195,6 +195,32 @@ def _stem(notes, seconds=3.0, track="accompaniment"):
 
 
 @needs_synth
+def test_presets_are_read_when_played_and_pinning_changes_no_sample():
+    """Dynamic sample loading: a render reads (and pins) the presets it plays; samples read
+    ahead by ``pin`` (the preload's) give the same render bit for bit."""
+    sf = render.find_soundfont()
+    notes = tuple(n for n in known_score(3).notes if n.track in ("melody", "drums"))
+    melody = tuple(n for n in notes if n.track == "melody")
+    drums = tuple(n for n in notes if n.track == "drums")
+    n = 4 * SR
+    lazy = render._Synth(sf, SR)
+    assert lazy.pinned == {}
+    a = lazy.render("melody", melody, 68, n), lazy.render("drums", drums, 0, n)
+    assert set(lazy.pinned) == {(0, 68), (128, 0)}
+    ahead = render._Synth(sf, SR)
+    ahead.pin(take.presets())
+    assert set(ahead.pinned) == set(take.presets())
+    b = ahead.render("drums", drums, 0, n), ahead.render("melody", melody, 68, n)
+    assert np.array_equal(a[0], b[1]) and np.array_equal(a[1], b[0])
+    assert np.max(np.abs(a[0])) > 0.01 and np.max(np.abs(a[1])) > 0.01
+    # a preset never pinned (past the holder's channels) is read by the render itself
+    full = render._Synth(sf, SR)
+    full.pin([(0, p) for p in range(render.MIDI_CHANNELS)])
+    assert len(full.pinned) == render.MIDI_CHANNELS and (0, 68) not in full.pinned
+    assert np.array_equal(full.render("melody", melody, 68, n), a[0])
+
+
+@needs_synth
 def test_a_key_struck_again_stops_its_previous_note_other_keys_ring_on():
     """A harp string plucked again stops ringing first; other strings ring on."""
     rms = lambda a: float(np.sqrt(np.mean(a ** 2)))  # noqa: E731
@@ -292,12 +318,20 @@ def test_preloaded_soundfont_is_the_one_renders_use_and_gives_the_same_samples(t
 def test_generate_preloads_the_soundfont_for_score_models_only(monkeypatch):
     from diffv2m import generate_cli
     calls = []
-    monkeypatch.setattr(render, "preload", lambda sf, rate: calls.append((sf, rate)))
+    monkeypatch.setattr(render, "preload",
+                        lambda sf, rate, presets=(): calls.append((sf, rate, presets)))
     parse = generate_cli.build_parser().parse_args
     generate_cli.preload_renderer(parse(["v.mp4"]))                   # the default: score
     generate_cli.preload_renderer(parse(["v.mp4", "--sample-rate", "44100",
-                                         "--soundfont", "/x/gm.sf2"]))
+                                         "--soundfont", "/x/gm.sf2", "--ensemble", "brass"]))
+    generate_cli.preload_renderer(parse(["v.mp4", "--ensemble", "no-such-ensemble"]))
     generate_cli.preload_renderer(parse(["v.mp4", "--model", "audio"]))
     generate_cli.preload_renderer(parse(["v.mp4", "--checkpoint", "m.safetensors"]))
     generate_cli.preload_renderer(parse(["v.mp4", "--onnx-dir", "/no/such/dir"]))
-    assert calls == [(None, 48000), ("/x/gm.sf2", 44100)]
+    mood = take.presets()
+    assert calls == [(None, 48000, mood), ("/x/gm.sf2", 44100, [(0, 32), (0, 56), (0, 61), (128, 0)]),
+                     (None, 48000, [])]
+    # the mood table's presets: every ensemble it can pick, and the drum kit
+    wanted = {(0, p) for name in take.MOOD_ENSEMBLES.values()
+              for p in take.ensemble(name).programs.values()} | {(128, 0)}
+    assert set(mood) == wanted and len(mood) == len(wanted)

@@ -80,6 +80,16 @@ def ensemble(name: str) -> Ensemble:
     return Ensemble(name=name, programs=dict(zip(("melody", "accompaniment", "bass"), progs)))
 
 
+def presets(ensemble_name: str | None = None) -> list[tuple[int, int]]:
+    """The SoundFont presets ((bank, GM program); bank 128: drum kits) a take may play: the
+    ensemble ``ensemble_name``'s, else those of every ensemble of the mood table (which of
+    them plays is known only once the picture's mode is read); and the drum kit."""
+    from .midi import DEFAULT_PROGRAMS
+    names = [ensemble_name] if ensemble_name else sorted(set(MOOD_ENSEMBLES.values()))
+    pitched = sorted({p for n in names for p in ensemble(n).programs.values()})
+    return [(0, p) for p in pitched] + [(128, DEFAULT_PROGRAMS["drums"])]
+
+
 def notes_mode(notes: list[Note]) -> str:
     """``"major"``/``"minor"`` of the pitched notes (the corpus's key finding,
     :func:`diffv2m.score.key.notes_key`); major if fewer than two."""
