@@ -18,6 +18,37 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def known_sha256(path: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> str:
+    """:func:`file_sha256` of ``path``, remembered under ``cache_dir`` (default
+    :func:`default_cache_dir`) by the file's identity: its resolved path, device, inode, size,
+    and modification and change times in ns.  A file unchanged since it was last hashed is not
+    read again (the exported graphs are checked on every load: ~14 MB, 0.02-0.03 s a process).
+    Any write to a file moves its change time, which no program can set back, so a modified
+    file is always hashed anew.  The cache is optional: without a writable one, every call
+    hashes.  (A check against stale or damaged files, not against someone who can write the
+    user's cache folder.)"""
+    p = Path(path)
+    st = os.stat(p)
+    ident = "\0".join(map(str, (os.path.realpath(p), st.st_dev, st.st_ino, st.st_size,
+                                 st.st_mtime_ns, st.st_ctime_ns)))
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    stamp = root / "sha256" / f"{hashlib.sha256(ident.encode()).hexdigest()[:32]}.txt"
+    try:
+        known = stamp.read_text().strip()
+        if len(known) == 64:
+            return known
+    except (OSError, UnicodeDecodeError):
+        pass
+    digest = file_sha256(p)
+    try:
+        from diffv2m.atomic import atomic_path
+        with atomic_path(stamp) as tmp:
+            tmp.write_text(digest)
+    except OSError:                     # no cache: the digest is right all the same
+        pass
+    return digest
+
+
 def default_cache_dir() -> Path:
     """The cache root: ``$DIFFV2M_CACHE``, else ``$XDG_CACHE_HOME/diffv2m`` (~/.cache)."""
     root = os.environ.get("DIFFV2M_CACHE") or os.path.join(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,6 +90,46 @@ def test_missing_or_stale_manifest_is_a_user_error(onnx_dir, tmp_path):
     (stale / "manifest.json").write_text("{not json")
     with pytest.raises(UserError, match="unreadable manifest"):
         load_runtime(stale)
+
+
+def test_graph_hashes_are_remembered_and_a_changed_graph_is_still_caught(onnx_dir, tmp_path,
+                                                                          monkeypatch):
+    """A graph unchanged since its last check is not read again; one rewritten in place, even
+    at the same size with its modification time put back, is hashed anew and refused."""
+    import os
+    from diffv2m import cache
+    from diffv2m.runtime.manifest import validate_manifest
+    d = tmp_path / "graphs"
+    shutil.copytree(onnx_dir, d)
+    hashed = []
+    real = cache.file_sha256
+    counted = lambda p: hashed.append(p) or real(p)  # noqa: E731
+    monkeypatch.setattr(cache, "file_sha256", counted)
+    monkeypatch.setattr("diffv2m.runtime.manifest.file_sha256", counted)
+    validate_manifest(d, cache_dir=tmp_path / "cache")
+    files = {Path(p).name for p in hashed}
+    assert "dit.onnx" in files and len(hashed) == len(files)      # each file once
+    hashed.clear()
+    validate_manifest(d, cache_dir=tmp_path / "cache")
+    assert hashed == []                                           # remembered
+    assert cache.known_sha256(d / "dit.onnx", tmp_path / "cache") == real(d / "dit.onnx")
+    validate_manifest(d)                                          # no cache folder: hashes
+    assert len(hashed) == len(files)
+    hashed.clear()
+    # the same bytes count, one flipped, the modification time put back
+    dit = d / "dit.onnx"
+    st = dit.stat()
+    data = bytearray(dit.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    dit.write_bytes(bytes(data))
+    os.utime(dit, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert dit.stat().st_size == st.st_size and dit.stat().st_mtime_ns == st.st_mtime_ns
+    with pytest.raises(UserError, match="dit.onnx: sha256 does not match"):
+        validate_manifest(d, cache_dir=tmp_path / "cache")
+    # a cache that cannot be written: still the right answer
+    (tmp_path / "plain").write_text("x")
+    assert cache.known_sha256(d / "decoder.onnx", tmp_path / "plain" / "c") == \
+        real(d / "decoder.onnx")
 
 
 def test_generation_with_torch_blocked(onnx_dir, tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from diffv2m.errors import UserError
-from diffv2m.cache import file_sha256
+from diffv2m.cache import file_sha256, known_sha256
 
 MANIFEST = "manifest.json"
 FORMAT = "diffv2m-onnx"
@@ -46,13 +46,19 @@ def read_manifest(onnx_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def validate_manifest(onnx_dir: str | os.PathLike, *, check_hashes: bool = True,
-                      require_graphs: bool = True) -> dict[str, Any]:
+                      require_graphs: bool = True,
+                      cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """Check ``onnx_dir`` against its manifest and return the manifest.
 
     Raises :class:`UserError` (one line naming the file) when the manifest is missing or
     malformed, a required graph is absent, a file listed is missing, or a file's sha256
-    differs from the manifest (a stale graph: re-export).
+    differs from the manifest (a stale graph: re-export).  With a ``cache_dir``, the hashes
+    of files unchanged since an earlier check are remembered there
+    (:func:`diffv2m.cache.known_sha256`); without one every file is hashed.
     """
+    def digest(path: Path) -> str:
+        return file_sha256(path) if cache_dir is None else known_sha256(path, cache_dir)
+
     d = Path(onnx_dir)
     manifest = read_manifest(d)
     where = d / MANIFEST
@@ -71,11 +77,11 @@ def validate_manifest(onnx_dir: str | os.PathLike, *, check_hashes: bool = True,
         files = g.get("files")
         if not isinstance(files, dict) or g.get("file") not in files:
             raise UserError(f"{where}: graph {name!r} has no file list")
-        for fname, digest in files.items():
+        for fname, want in files.items():
             fpath = d / fname
             if not fpath.is_file():
                 raise UserError(f"{fpath}: missing (listed in {MANIFEST} for graph {name!r})")
-            if check_hashes and file_sha256(fpath) != digest:
+            if check_hashes and digest(fpath) != want:
                 raise UserError(f"{fpath}: sha256 does not match {MANIFEST} (stale or modified "
                                 "graph; re-run 'diffv2m export onnx')")
     mood = manifest.get("mood_reader")
@@ -86,7 +92,7 @@ def validate_manifest(onnx_dir: str | os.PathLike, *, check_hashes: bool = True,
         fpath = d / mood["file"]
         if not fpath.is_file():
             raise UserError(f"{fpath}: missing (listed in {MANIFEST} as the mood reader)")
-        if check_hashes and file_sha256(fpath) != mood.get("sha256"):
+        if check_hashes and digest(fpath) != mood.get("sha256"):
             raise UserError(f"{fpath}: sha256 does not match {MANIFEST} (stale or modified "
                             "mood reader; re-run 'diffv2m export onnx')")
     return manifest

@@ -362,7 +362,8 @@ def load_runtime(onnx_dir: str | os.PathLike | None = None, *, threads: int | No
         from diffv2m.assets import DEFAULT_MODEL, model_onnx_dir
         onnx_dir = model_onnx_dir(DEFAULT_MODEL)
     onnx_dir = Path(onnx_dir)
-    manifest = validate_manifest(onnx_dir)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    manifest = validate_manifest(onnx_dir, cache_dir=cache if optimized_cache else None)
     try:
         import onnxruntime  # noqa: F401
     except ModuleNotFoundError:
@@ -371,7 +372,6 @@ def load_runtime(onnx_dir: str | os.PathLike | None = None, *, threads: int | No
     if threads is not None and threads < 1:
         raise UserError(f"--threads must be >= 1 (got {threads})")
     threads = threads or physical_cores()
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     order = provider_order(prefer)
     notes: list[str] = []
     if engines is None:
