@@ -1,6 +1,6 @@
 """Torch eager vs ONNX Runtime, side by side in one process on this machine.
 
-    python benchmarks/bench_runtime.py [--checkpoint CKPT] [--seconds 10 30 120] [--steps 25]
+    python benchmarks/bench_runtime.py [--checkpoint CKPT] [--seconds 10 30 120] [--steps N]
 
 Default model: the embedded one (diffv2m/assets/default) when present, else pass --checkpoint
 (``--random-small`` writes a random-weight checkpoint of the full ``small`` config: speed
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     p.add_argument("--random-small", action="store_true",
                    help="random weights, full 'small' config (speed only)")
     p.add_argument("--seconds", type=float, nargs="+", default=[10, 30, 120])
-    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--steps", type=int, default=None, help="default: the model's own")
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--skip-torch-e2e-above", type=float, default=1e9,
@@ -121,7 +121,8 @@ def main(argv=None) -> int:
         a, b = rows["torch"][comp], rows["onnxruntime"][comp]
         print(f"  {comp:<24}{a:>10.4f}{b:>10.4f}{a / b:>10.2f}x")
 
-    print(f"\nend to end ({args.steps} steps, dpmpp-2m, CFG 3), seconds:")
+    steps = args.steps or "the model's"
+    print(f"\nend to end ({steps} steps, dpmpp-2m, CFG 3), seconds:")
     print(f"  {'music':>6} {'backend':<12}{'first':>9}{'new seed':>10}{'RTF':>7}{'peak RSS MB':>13}")
     e2e = {}
     for secs in args.seconds:

@@ -1,6 +1,6 @@
 """First scoring vs new-seed regeneration of a timeline selection, on the torch-free runtime.
 
-    python benchmarks/bench_score.py [VIDEO] [--seconds 30] [--steps 25] [--repeat 3]
+    python benchmarks/bench_score.py [VIDEO] [--seconds 30] [--steps N] [--repeat 3]
 
 Builds a two-clip OTIO timeline over VIDEO (default examples/sample.mp4) in a temp folder,
 then times ``ScoringSession.generate`` with a cold feature cache (first scoring) and with a
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("video", nargs="?", default=str(ROOT / "examples" / "sample.mp4"))
     p.add_argument("--seconds", type=float, default=30.0)
-    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--steps", type=int, default=None, help="default: the model's own")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
     args = p.parse_args(argv)
@@ -63,7 +63,8 @@ def main(argv=None) -> int:
             first.append(t1 - t0)
             again.append(t2 - t1)
     f, a = statistics.median(first), statistics.median(again)
-    print(f"backend {backend.name}; {args.seconds:.0f} s selection, {args.steps} steps, "
+    print(f"backend {backend.name}; {args.seconds:.0f} s selection, "
+          f"{args.steps or backend.config.default_steps} steps, "
           f"{args.repeat} repeats")
     print(f"first scoring   median {f:6.2f} s  ({', '.join(f'{x:.2f}' for x in first)})")
     print(f"new seed        median {a:6.2f} s  ({', '.join(f'{x:.2f}' for x in again)})")

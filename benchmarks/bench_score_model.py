@@ -1,6 +1,6 @@
 """End-to-end speed of ``diffv2m generate``: the score model beside the audio model.
 
-    python benchmarks/bench_score_model.py [VIDEO] [--steps 25] [--repeat 3] [--threads N]
+    python benchmarks/bench_score_model.py [VIDEO] [--steps N] [--repeat 3] [--threads N]
 
 Each run is a whole process (``python -m diffv2m generate VIDEO -o take.wav --model M``:
 start-up, video features, semantic tokens, rhythm, sampling, decoding and, for the score
@@ -31,10 +31,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(video: Path, out: Path, model: str, seed: int, steps: int, cache: Path,
+def run(video: Path, out: Path, model: str, seed: int, steps: int | None, cache: Path,
         threads: int | None, bytecode: bool = True) -> float:
     cmd = [sys.executable, "-m", "diffv2m", "generate", str(video), "-o", str(out), "--model",
-           model, "--seed", str(seed), "--steps", str(steps), "-q"]
+           model, "--seed", str(seed), "-q"] + (["--steps", str(steps)] if steps else [])
     if threads:
         cmd += ["--threads", str(threads)]
     t0 = time.perf_counter()
@@ -48,7 +48,7 @@ def run(video: Path, out: Path, model: str, seed: int, steps: int, cache: Path,
     return dt
 
 
-def session_times(video: Path, model: str, steps: int, repeat: int, threads: int | None) -> dict:
+def session_times(video: Path, model: str, steps: int | None, repeat: int, threads: int | None) -> dict:
     """In one process with the runtime open, as the panel, Blender and ``diffv2m score`` run:
     :class:`diffv2m.plugin.session.ScoringSession` takes of the whole video, each written as
     a WAV.  A first take (features, semantic tokens, rhythm, sampling, decoding, rendering,
@@ -79,7 +79,8 @@ def session_times(video: Path, model: str, steps: int, repeat: int, threads: int
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("video", nargs="?", type=Path, default=ROOT / "examples" / "sample.mp4")
-    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--steps", type=int, default=None,
+                   help="sampler steps (default: each model's own, 15 score / 25 audio)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--models", nargs="+", default=["score", "audio"])

@@ -1,7 +1,7 @@
 """Generate music for the held-out clips of a corpus and evaluate it (``diffv2m evaluate``).
 
     python benchmarks/eval_heldout.py CORPUS/manifest.jsonl -o runs/eval [--split test]
-        [--checkpoint M | --onnx-dir D] [--seed 0] [--steps 25]
+        [--checkpoint M | --onnx-dir D] [--seed 0] [--steps N]
 
 Writes ``OUT/takes/<id>.take-SEED.wav`` with the predicted ODF beside it
 (``<id>.take-SEED.odf.npy``), then ``OUT/report.json`` and ``OUT/report.html``, and prints the
@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", help="torch checkpoint (default: the runtime's graphs)")
     p.add_argument("--onnx-dir")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--steps", type=int, default=None, help="default: the model's own")
     p.add_argument("--cfg", type=float, default=3.0)
     p.add_argument("--limit", type=int, default=0)
     args = p.parse_args(argv)

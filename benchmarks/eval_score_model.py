@@ -2,7 +2,7 @@
 transcriber), on ONNX Runtime:
 
     python benchmarks/eval_score_model.py CORPUS/manifest.jsonl -o runs/eval_score
-        [--onnx-dir D] [--split test] [--steps 25] [--limit N] [--style-clips 12]
+        [--onnx-dir D] [--split test] [--steps N] [--limit N] [--style-clips 12]
 
 * rhythm: every clip's take (seed 0, the clip's own class) goes through ``diffv2m evaluate``
   (onset-on-cut hit rate vs the random-shift baseline, clips above it);
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     p.add_argument("-o", "--out", type=Path, required=True)
     p.add_argument("--onnx-dir", help="exported graphs (default: the embedded score model's)")
     p.add_argument("--split", default="test")
-    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--steps", type=int, default=None, help="default: the model's own")
     p.add_argument("--cfg", type=float, default=None, help="default: the model's")
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--style-clips", type=int, default=12)
@@ -143,7 +143,8 @@ def main(argv=None) -> int:
         return float(np.mean(x)) if x else float("nan")
 
     figures = {
-        "clips": len(clips), "backend": backend.name, "steps": args.steps, "cfg": args.cfg,
+        "clips": len(clips), "backend": backend.name,
+        "steps": args.steps or backend.config.default_steps, "cfg": args.cfg,
         "generation_seconds": round(gen_s, 1),
         "onset_cut_hit_rate": al.get("onset_cut_hit_rate"),
         "shift_baseline_mean": al.get("shift_baseline_mean"),

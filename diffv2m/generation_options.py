@@ -20,14 +20,14 @@ assert set(SAMPLER_NAMES) == set(SAMPLERS) and SAMPLER_NAMES[0] == DEFAULTS.samp
 
 def add_generation_options(p: argparse.ArgumentParser) -> None:
     """``--seed --steps --cfg --sampler --style --mode``, with the defaults of :class:`Settings`
-    (an unset ``--cfg`` is None: the model's own guidance,
-    :attr:`~diffv2m.config.ModelConfig.default_cfg_scale`, filled in by
-    :func:`diffv2m.synthesis.synthesise`)."""
+    (an unset ``--steps`` or ``--cfg`` is None: the model's own step count and guidance,
+    :attr:`~diffv2m.config.ModelConfig.default_steps` and ``default_cfg_scale``, filled in
+    by :func:`diffv2m.synthesis.synthesise`)."""
     styles = ", ".join(f"{i} {name}" for i, name in enumerate(STYLES))
     p.add_argument("--seed", type=int, default=DEFAULTS.seed,
                    help="random seed (recorded in the output)")
-    p.add_argument("--steps", type=int, default=DEFAULTS.steps,
-                   help=f"sampler steps (default {DEFAULTS.steps})")
+    p.add_argument("--steps", type=int, default=None,
+                   help="sampler steps (default: the model's own, 15 for score, 25 for audio)")
     p.add_argument("--cfg", type=float, default=None,
                    help="classifier-free guidance scale (default: the model's own, 2 for "
                         "score, 3 for audio)")

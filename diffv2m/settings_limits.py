@@ -51,8 +51,8 @@ def check_settings(settings, *, takes: int = 1):
     check_seed(settings.seed)
     if takes > 1:
         check_seed(settings.seed + takes - 1, option=f"--seed {settings.seed} with --takes")
-    steps = settings.steps
-    if _integer(steps) is None or not 1 <= steps <= MAX_STEPS:
+    steps = settings.steps                   # None: the model's own
+    if steps is not None and (_integer(steps) is None or not 1 <= steps <= MAX_STEPS):
         raise UserError(f"--steps {steps}: must be an integer from 1 to {MAX_STEPS}")
     lo, hi = CFG_RANGE
     cfg = settings.cfg_scale

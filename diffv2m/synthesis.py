@@ -62,7 +62,7 @@ def window_batch(backend: Backend) -> int:
 class Settings:
     """Everything besides the video that decides the music; recorded in every output."""
     seed: int = 0
-    steps: int = 25
+    steps: int | None = None           # None: the model's own (ModelConfig.default_steps)
     cfg_scale: float | None = None     # None: the model's own (ModelConfig.default_cfg_scale)
     sampler: str = "dpmpp-2m"
     cls: int = 1
@@ -74,7 +74,7 @@ class Settings:
     mode: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"seed": int(self.seed), "steps": int(self.steps),
+        d = {"seed": int(self.seed), "steps": None if self.steps is None else int(self.steps),
              "cfg_scale": None if self.cfg_scale is None else float(self.cfg_scale),
              "sampler": self.sampler, "cls": int(self.cls)}
         if self.ensemble is not None:
@@ -288,6 +288,8 @@ def synthesise(backend: Backend, conditions: Conditions, settings: Settings, *,
     cfg = backend.config
     if settings.cfg_scale is None:           # the model's own guidance, recorded as a number
         settings = replace(settings, cfg_scale=float(cfg.default_cfg_scale))
+    if settings.steps is None:               # the model's own step count, likewise
+        settings = replace(settings, steps=int(cfg.default_steps))
     W = cfg.window_seconds
     L = cfg.latent_frames
     C = cfg.autoencoder.latent_dim

@@ -101,8 +101,8 @@ def test_stems_come_from_the_mix_render(tmp_path, monkeypatch):
     backend = load_runtime(SCORE_ONNX)
     settings = synthesis.Settings(seed=4, steps=3, cfg_scale=2.0)
     calls = []
-    real = render._stems
-    monkeypatch.setattr(render, "_stems", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = render._tracks                # the synthesis itself (the mix's and the stems')
+    monkeypatch.setattr(render, "_tracks", lambda *a, **k: calls.append(1) or real(*a, **k))
     plain = jobs.generate_file(backend, video, tmp_path / "plain.wav", settings=settings)
     assert len(calls) == 1
     (tmp_path / "stems").mkdir()

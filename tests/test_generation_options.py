@@ -14,6 +14,7 @@ def test_generate_and_score_default_to_the_same_settings():
     g = generate_parser().parse_args(["v.mp4"])
     s = score_parser().parse_args(["t.otio", "-o", "o.otio"])
     assert settings_from_args(g) == settings_from_args(s) == Settings()
+    assert Settings().steps is None and Settings().cfg_scale is None     # the model's own
 
 
 def test_options_reach_the_settings_alike():

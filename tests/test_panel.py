@@ -469,6 +469,9 @@ def test_settings_persist_in_the_given_qsettings(qtbot, make_panel, media, qsett
     panel = make_panel(media["cut"])
     c = panel.controls
     assert c.settings().cfg_scale is None and c.cfg.text() == "model's"     # the model's own
+    fresh_controls = type(c)()                       # (the fixture sets 4 steps, for speed)
+    qtbot.addWidget(fresh_controls)
+    assert fresh_controls.settings().steps is None and fresh_controls.steps.text() == "model's"
     c.seed.setValue(4242)
     c.steps.setValue(9)
     c.cfg.setValue(4.5)

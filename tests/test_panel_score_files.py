@@ -58,6 +58,7 @@ def test_export_writes_midi_and_stems_with_the_timeline(qtbot, make_panel, media
     if not is_real:
         pytest.skip("needs the embedded score model's graphs (the test double makes audio)")
     panel = make_panel(media["cut"])
+    panel.controls.steps.setValue(0)                # "model's": the score model's own 15
     opts = panel.export_options
     assert opts.midi_box.isEnabled() and opts.stems_box.isEnabled()
     from diffv2m.score import render                # the backend's arrival preloads the font
@@ -77,6 +78,7 @@ def test_export_writes_midi_and_stems_with_the_timeline(qtbot, make_panel, media
     record = panel.session.takes[0]
     # the panel's default guidance is the model's own, recorded as the number it used
     assert record.take.settings.cfg_scale == panel.backend.config.default_cfg_scale == 2.0
+    assert record.take.settings.steps == panel.backend.config.default_steps == 15  # likewise
     assert len(read_midi(mid).notes) == len(record.take.score.notes) > 0
     assert record.take.score.key in panel.takes.rows[0].details.text()     # "A minor"
     mix = media_io.read_audio(record.path, record.take.sample_rate, mono=False)

@@ -65,6 +65,7 @@ def test_config_family_round_trips():
     assert back == cfg and back.latent_frames == 120 and back.autoencoder.latent_rate == 12.0
     assert resolve_config("small").latent_family == "audio"
     assert resolve_config("small").default_cfg_scale == 3.0 and cfg.default_cfg_scale == 2.0
+    assert resolve_config("small").default_steps == 25 and cfg.default_steps == 15
 
 
 def test_score_autoencoder_shapes_and_probabilities():

@@ -8,7 +8,7 @@ import pytest
 
 from diffv2m import synthesis
 from diffv2m.config import AutoencoderConfig, ModelConfig
-from diffv2m.errors import Cancelled
+from diffv2m.errors import Cancelled, UserError
 
 
 class LinearBackend:
@@ -241,3 +241,19 @@ def test_window_batch_defaults_to_one():
     assert synthesis.window_batch(LinearBackend()) == 1
     assert synthesis.window_batch(BatchingBackend(3)) == 3
     assert synthesis.window_batch(BatchingBackend(0)) == 1
+
+
+def test_unset_steps_and_guidance_are_the_models_own_and_recorded_as_numbers():
+    """Settings.steps / cfg_scale None: the model's ModelConfig.default_steps and
+    default_cfg_scale, used and recorded (a take's settings reproduce it)."""
+    cond = synthesis.conditions_from_features(LinearBackend(), features(3.0))
+    be = LinearBackend()
+    be.config.default_steps, be.config.default_cfg_scale = 7, 1.0
+    take = synthesis.synthesise(be, cond, synthesis.Settings(seed=2))
+    assert (take.settings.steps, take.settings.cfg_scale) == (7, 1.0)
+    assert len(be.denoise_batches) == 7                   # one window, no guidance batch
+    again = synthesis.synthesise(LinearBackend(), cond, take.settings)
+    assert np.array_equal(again.audio, take.audio)
+    assert synthesis.Settings().to_dict()["steps"] is None
+    with pytest.raises(UserError, match="--steps 0"):
+        synthesis.synthesise(be, cond, synthesis.Settings(steps=0))

@@ -42,7 +42,7 @@ class Request:
     """One take to make."""
     span: Span
     seed: int = 0
-    steps: int = 25
+    steps: int = 0                      # 0: the model's own step count
     cfg_scale: float = 0.0              # 0: the model's own guidance
     sampler: str = "dpmpp-2m"
     style: int = 1
@@ -55,7 +55,7 @@ class Request:
 
     def settings(self):
         from diffv2m.synthesis import Settings
-        return Settings(seed=int(self.seed), steps=int(self.steps),
+        return Settings(seed=int(self.seed), steps=int(self.steps) if self.steps > 0 else None,
                         cfg_scale=float(self.cfg_scale) if self.cfg_scale > 0 else None,
                         sampler=self.sampler, cls=int(self.style), mode=self.mode)
 
@@ -153,8 +153,10 @@ def forget_sessions() -> None:
 # -- external --------------------------------------------------------------------------------
 def external_command(req: Request) -> tuple[list[str], Path | None]:
     """The ``diffv2m`` command line for ``req`` and the take it writes (None: read stdout)."""
-    common = ["--seed", str(int(req.seed)), "--steps", str(int(req.steps)),
-              "--sampler", req.sampler, "--style", str(int(req.style))]
+    common = ["--seed", str(int(req.seed)), "--sampler", req.sampler,
+              "--style", str(int(req.style))]
+    if req.steps > 0:
+        common += ["--steps", str(int(req.steps))]
     if req.cfg_scale > 0:
         common += ["--cfg", repr(float(req.cfg_scale))]
     if req.mode:

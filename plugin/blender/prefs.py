@@ -16,7 +16,7 @@ from bpy.props import EnumProperty, FloatProperty, IntProperty, StringProperty
 ADDON = __package__
 
 DEFAULTS = {"engine": "in-process", "executable": "", "onnx_dir": "", "threads": 0,
-            "steps": 25, "cfg_scale": 0.0, "sampler": "dpmpp-2m", "style": 1, "mode": None}
+            "steps": 0, "cfg_scale": 0.0, "sampler": "dpmpp-2m", "style": 1, "mode": None}
 
 
 def default_executable() -> str:
@@ -43,7 +43,8 @@ class DiffV2MPreferences(bpy.types.AddonPreferences):
                              description="Exported ONNX graphs; empty: the embedded default model")
     threads: IntProperty(name="CPU threads", default=0, min=0, max=256,
                          description="0: all physical cores")
-    steps: IntProperty(name="Steps", default=25, min=1, max=200)
+    steps: IntProperty(name="Steps", default=0, min=0, max=200,
+                       description="0: the model's own (15 for the score model, 25 for audio)")
     cfg_scale: FloatProperty(name="Guidance", default=0.0, min=0.0, max=15.0,
                              description="0: the model's own (2 for the score model, 3 for "
                                          "audio)")

@@ -59,9 +59,12 @@ class GenerateControls(QWidget):
         self.dice.setToolTip("Random seed")
         self.dice.clicked.connect(self.randomise_seed)
         self.steps = QSpinBox()
-        self.steps.setRange(1, MAX_STEPS)
-        self.steps.setValue(DEFAULTS.steps)
-        self.steps.setToolTip("Sampler steps: more is slower and usually cleaner")
+        # 0 reads "model's": the step count the model was tuned with (None)
+        self.steps.setRange(0, MAX_STEPS)
+        self.steps.setSpecialValueText("model's")
+        self._set_steps(DEFAULTS.steps)
+        self.steps.setToolTip("Sampler steps: more is slower; \"model's\" is the count the "
+                              "model was tuned with (15 for the score model, 25 for audio)")
         self.cfg = QDoubleSpinBox()
         # one step below 1 reads "model's": the guidance the model was tuned with (None)
         self.cfg.setRange(MODEL_CFG, CFG_RANGE[1])
@@ -132,14 +135,14 @@ class GenerateControls(QWidget):
 
     # -- values -----------------------------------------------------------------------------
     def settings(self) -> Settings:
-        return Settings(seed=self.seed.value(), steps=self.steps.value(),
+        return Settings(seed=self.seed.value(), steps=self.steps.value() or None,
                         cfg_scale=self._cfg(), sampler=self.sampler.currentData(),
                         cls=int(self.style.currentData()),
                         mode=self.mode.currentData() if self._modal else None)
 
     def set_settings(self, s: Settings) -> None:
         self.seed.setValue(int(s.seed))
-        self.steps.setValue(int(s.steps))
+        self._set_steps(s.steps)
         self._set_cfg(s.cfg_scale)
         i = self.style.findData(int(s.cls))
         self.style.setCurrentIndex(i if i >= 0 else 1)
@@ -154,6 +157,9 @@ class GenerateControls(QWidget):
 
     def _set_cfg(self, value: float | None) -> None:
         self.cfg.setValue(MODEL_CFG if value is None else float(value))
+
+    def _set_steps(self, value: int | None) -> None:
+        self.steps.setValue(0 if value is None else int(value))
 
     def next_seed(self) -> int:
         """Advance the seed by one (wrapping) and return it."""
@@ -215,7 +221,7 @@ class GenerateControls(QWidget):
     def save(self, qs: QSettings) -> None:
         s = self.settings()
         qs.setValue("generate/seed", s.seed)
-        qs.setValue("generate/steps", s.steps)
+        qs.setValue("generate/steps", "" if s.steps is None else s.steps)
         qs.setValue("generate/cfg", "" if s.cfg_scale is None else s.cfg_scale)
         qs.setValue("generate/style", s.cls)
         qs.setValue("generate/sampler", s.sampler)
@@ -226,7 +232,7 @@ class GenerateControls(QWidget):
         try:
             self.set_settings(Settings(
                 seed=int(qs.value("generate/seed", d.seed)),
-                steps=int(qs.value("generate/steps", d.steps)),
+                steps=int(qs.value("generate/steps") or 0) or None,
                 cfg_scale=float(qs.value("generate/cfg") or 0) or None,
                 sampler=str(qs.value("generate/sampler", d.sampler)),
                 cls=int(qs.value("generate/style", d.cls)),

@@ -176,7 +176,9 @@ class ScorePanel(QWidget):
         self.controls.set_family(family)
         if family == "score":           # the SoundFont loads while the editor picks a range
             from diffv2m.score.render import preload
-            self.font_loading = preload(None, backend.config.autoencoder.sample_rate)
+            from diffv2m.score.take import presets
+            self.font_loading = preload(None, backend.config.autoencoder.sample_rate,
+                                        presets())
         self.backendReady.emit(backend)
         self._update_ready()            # a file given meanwhile opens when the job is done
 
@@ -347,7 +349,8 @@ class ScorePanel(QWidget):
         job = Job(lambda progress: s.generate(settings, progress=progress),
                   f"take with seed {settings.seed}")
         job.signals.progress.connect(self._progress)
-        self.show_message(f"Generating a take (seed {settings.seed}, {settings.steps} steps)…")
+        steps = "the model's steps" if settings.steps is None else f"{settings.steps} steps"
+        self.show_message(f"Generating a take (seed {settings.seed}, {steps})…")
         self._run(job, on_result=self._take_ready, label="generation")
         return True
 

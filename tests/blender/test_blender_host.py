@@ -326,7 +326,19 @@ def test_two_selected_strips_with_a_gap_are_scored_as_one_span(blend, media):
 def test_guidance_0_is_the_models_own_and_the_mode_reaches_the_settings():
     from diffv2m.plugin.blender import engine, prefs
     assert prefs.DEFAULTS["cfg_scale"] == 0.0 and prefs.DEFAULTS["mode"] is None
+    assert prefs.DEFAULTS["steps"] == 0                  # steps 0: the model's own too
     s = engine.Request(span=None).settings()
-    assert s.cfg_scale is None and s.mode is None
-    s = engine.Request(span=None, cfg_scale=2.5, mode="minor").settings()
-    assert (s.cfg_scale, s.mode) == (2.5, "minor")
+    assert s.cfg_scale is None and s.mode is None and s.steps is None
+    s = engine.Request(span=None, cfg_scale=2.5, mode="minor", steps=9).settings()
+    assert (s.cfg_scale, s.mode, s.steps) == (2.5, "minor", 9)
+
+
+def test_the_external_command_leaves_the_models_own_steps_and_guidance_to_it(tmp_path):
+    from types import SimpleNamespace
+    from diffv2m.plugin.blender import engine
+    span = SimpleNamespace(single_file=lambda: (tmp_path / "v.mp4", 0.0, 2.0), key=lambda: "k")
+    cmd, out = engine.external_command(engine.Request(span=span, data_dir=tmp_path))
+    assert "--steps" not in cmd and "--cfg" not in cmd and out.parent.is_dir()
+    cmd, _ = engine.external_command(engine.Request(span=span, data_dir=tmp_path, steps=12,
+                                                    cfg_scale=2.5))
+    assert cmd[cmd.index("--steps") + 1] == "12" and cmd[cmd.index("--cfg") + 1] == "2.5"
