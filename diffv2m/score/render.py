@@ -111,7 +111,9 @@ def _fluidsynth():
     import io
     try:
         # pyfluidsynth prints where it found the library when $CI is set: keep stdout clean
-        with contextlib.redirect_stdout(io.StringIO()):
+        # (only then: the redirect swaps sys.stdout for every thread)
+        with (contextlib.redirect_stdout(io.StringIO()) if os.environ.get("CI")
+              else contextlib.nullcontext()):
             import fluidsynth as fs
     except ImportError as exc:
         missing = "pyfluidsynth" if "No module named" in str(exc) else "libfluidsynth"
@@ -257,12 +259,13 @@ def preload(soundfont: str | None, sample_rate: int,
     then runs beside whatever the caller does next (FluidSynth reads the file without the
     interpreter lock), and the first render waits for it.  Errors are left to that render to
     report (it loads again and fails)."""
-    try:
-        _fluidsynth()               # imported here, not on the thread: it redirects stdout
-    except UserError:
-        return None
+    if os.environ.get("CI"):
+        try:
+            _fluidsynth()           # imported here, not on the thread: it redirects stdout
+        except UserError:
+            return None
 
-    def load() -> None:
+    def load() -> None:             # (importing pyfluidsynth runs ldconfig: ~15 ms)
         try:
             _synth(soundfont, sample_rate).pin(presets)
         except Exception:           # noqa: BLE001 - the render says what is wrong
