@@ -4,7 +4,8 @@ synthesised by FluidSynth with a General-MIDI SoundFont.  Torch-free (the runtim
 * MIDI: :func:`midi_bytes` and :func:`write_midi` (defined in ``diffv2m.score.midi``).
 * Audio (:func:`render_score`, :func:`render_stems`): the notes drive FluidSynth (pyfluidsynth,
   which binds Debian's libfluidsynth3) directly at their sample times, in 32-bit float stereo.
-  The SoundFont is loaded once per (SoundFont, sample rate) in this process and lent to a
+  The SoundFont is opened once per (SoundFont, sample rate) in this process (its presets'
+  samples read when first played, or ahead by :func:`preload`, and kept) and lent to a
   fresh single-core synthesizer for every render, so a new take does not pay the load again
   and the same score gives the same samples bit for bit whatever was rendered before.
 * A key struck again stops its previous note first (a string plucked again stops ringing):
