@@ -85,10 +85,9 @@ def keep(path: str | os.PathLike, info: media.MediaInfo, cache_dir: str | os.Pat
     ident = identity(Path(path))
     entry = entry_path(cache_dir, ident)
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(entry) as tmp:
-            Path(tmp).write_text(json.dumps({"identity": ident, "info": to_json(info)}),
-                                 encoding="utf-8")
+        with atomic_path(entry) as tmp:              # (makes the folder)
+            tmp.write_text(json.dumps({"identity": ident, "info": to_json(info)}),
+                           encoding="utf-8")
     except OSError as exc:
         from diffv2m.cache import warn_cache_unusable
         warn_cache_unusable(Path(cache_dir), exc)

@@ -59,9 +59,12 @@ class MoodReader:
     meta: dict[str, Any] = field(default_factory=dict)
     id: str = ""                       # "mood_reader.safetensors:<sha256[:16]>" once loaded
 
+    def logit(self, inputs: np.ndarray) -> np.ndarray:
+        """``w . z + b`` of :func:`mood_inputs` rows (``[31]`` or ``[N, 31]``): > 0 is major."""
+        return (inputs - self.mean) / self.std @ self.weight + self.bias
+
     def p_major(self, colour: np.ndarray, cls: int) -> float:
-        z = (mood_inputs(colour, cls) - self.mean) / self.std
-        return float(1.0 / (1.0 + np.exp(-(float(z @ self.weight) + self.bias))))
+        return float(1.0 / (1.0 + np.exp(-float(self.logit(mood_inputs(colour, cls))))))
 
     def mode(self, colour: np.ndarray, cls: int) -> str:
         """``"major"`` or ``"minor"`` (major when p(major) >= 0.5)."""

@@ -202,12 +202,13 @@ class _Synth:
                 events.append((off, 0, ch, note.pitch, 0))
         events.sort()
         fs = self.fs
-        self.pin([(128 if drums else 0, program)])
+        bank = 128 if drums else 0                  # the SoundFont's drum kits: bank 128
+        self.pin([(bank, program)])
         with self.lock:                 # the shared SoundFont is attached and detached in turn
             s = fs.Synth(gain=0.5, samplerate=float(sr), **self.settings)
             sid = fs.fluid_synth_add_sfont(s.synth, self.sfont)
             for ch in sorted(set(channel.values())):
-                s.program_select(ch, sid, 128 if drums else 0, program)
+                s.program_select(ch, sid, bank, program)
                 if not drums:
                     s.cc(ch, 91, REVERB_SEND)
                     fs.fluid_synth_set_gen(s.synth, ch, GEN_EXCLUSIVECLASS, float(RESTRIKE_CLASS))

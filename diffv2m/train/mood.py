@@ -59,8 +59,9 @@ def fit_mood_reader(x: np.ndarray, major: np.ndarray, *, l2: float = 1.0,
 
 
 def accuracy(reader: MoodReader, x: np.ndarray, major: np.ndarray) -> float:
-    z = (x - reader.mean) / reader.std
-    return float(np.mean(((z @ reader.weight + reader.bias) >= 0) == major)) if len(x) else float("nan")
+    """Share of rows of ``x`` read as their mode (major where p(major) >= 0.5, as
+    :meth:`MoodReader.mode`)."""
+    return float(np.mean((reader.logit(x) >= 0) == major)) if len(x) else float("nan")
 
 
 def train_mood(args) -> Path:
